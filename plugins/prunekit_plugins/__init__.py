@@ -1,0 +1,1 @@
+"""prunekit's first-party plugins, registered through the same entry points a third party uses."""

@@ -1,0 +1,233 @@
+"""RePr (Prakash et al., CVPR 2019): orthogonality ranking, null-space re-init, S1/S2 cycles."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from prunekit import Drop, PrunekitError, RankContext, Ranker, ReinitContext, Reinitializer, Restore, Schedule
+from prunekit.reinit import before_drop_values, init_consumers, default_bound, reset_owners, write_positions
+
+
+# --------------------------------------------------------------------------- ranking
+def orthogonality(rows: torch.Tensor, normalization: str = "filter") -> torch.Tensor:
+    """O_f for the rows of one layer (J × K): how much each filter overlaps the others.
+
+    ``filter``: rows scaled to unit norm, O_f = Σ_j |ŴŴᵀ − I|[f, j] / J.
+    ``layer``: the whole matrix scaled by its Frobenius norm, diagonal zeroed,
+    O_f = |mean_j (ŴŴᵀ)[f, j]| (the author's own code).
+    """
+    rows = rows.float()
+    j = rows.shape[0]
+    if normalization == "filter":
+        unit = rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        gram = unit @ unit.T
+        gram.diagonal().sub_(1.0)
+        return gram.abs().sum(1) / j
+    unit = rows / rows.norm().clamp_min(1e-12)
+    gram = unit @ unit.T
+    gram.diagonal().zero_()
+    return gram.mean(1).abs()
+
+
+def expected_random_overlap(k: int) -> float:
+    """E|cos| of two random directions in K dimensions, about √(2/(πK))."""
+    return math.sqrt(2.0 / (math.pi * k))
+
+
+class Orthogonality(Ranker):
+    """Drops the filters that overlap their layer most (high O_f), ranked globally by default.
+
+    ``fan_in_correction`` divides O_f by √(2/(πK)) so layers of small fan-in are
+    not dropped first just because random filters overlap more there.
+    """
+
+    reverse = False
+
+    def __init__(self, normalization: str = "filter", fan_in_correction: bool = False, **base):
+        super().__init__(**base)
+        if normalization not in ("filter", "layer"):
+            raise PrunekitError(f"normalization must be 'filter' or 'layer', got {normalization!r}")
+        self.normalization = normalization
+        self.fan_in_correction = bool(fan_in_correction)
+
+    def overlap(self, ctx: RankContext) -> list[torch.Tensor]:
+        """O per group channel (mean over the group's filter tensors); dropped channels get +inf."""
+        out = []
+        for group, dropped in zip(ctx.groups, ctx.dropped):
+            alive = ~dropped
+            total = torch.zeros(group.size)
+            for name in group.filters:
+                rows = ctx.filter_rows(group, name)
+                o = torch.full((group.size,), float("inf"))
+                score = orthogonality(rows[alive.to(rows.device)], self.normalization).cpu()
+                if self.fan_in_correction:
+                    score = score / expected_random_overlap(rows.shape[1])
+                o[alive] = score
+                total += o
+            out.append(total / max(len(group.filters), 1))
+        return out
+
+    def scores(self, ctx: RankContext) -> list[torch.Tensor]:
+        overlap = self.overlap(ctx)
+        return overlap if self.reverse else [-o for o in overlap]
+
+
+class ReverseOrthogonality(Orthogonality):
+    """Ablation: drops the *most* orthogonal filters first."""
+
+    reverse = True
+
+
+
+# --------------------------------------------------------------------------- re-init
+class NullSpace(Reinitializer):
+    """Returning filters become random combinations of an orthonormal basis of the
+    null space of [survivors; their own values before the drop] (SVD in float64).
+
+    When that null space is too small for the returning filters, only the
+    most-overlapping constraint rows are kept ('relaxed'); if even that leaves no
+    room, the layer's default init is used ('default'). ``scale``: ``norm-match``
+    (mean norm of the survivors), ``clip`` (unit rows clipped to the default
+    init's bound) or ``none`` (unit norm).
+    """
+
+    def __init__(self, scale: str = "norm-match", **base):
+        super().__init__(**base)
+        if scale not in ("norm-match", "clip", "none"):
+            raise PrunekitError(f"scale must be norm-match, clip or none, got {scale!r}")
+        self.scale = scale
+
+    def reinit(self, ctx: ReinitContext) -> None:
+        for g, group in enumerate(ctx.groups):
+            ret = ctx.returning[g]
+            if not ret.any():
+                continue
+            for name in group.filters:
+                ctx.log.append(f"{group.name} {name}: {self._reinit_filter(ctx, g, name)}")
+            reset_owners(ctx, g, skip=set(group.filters))
+            init_consumers(ctx, g, self.next_layer)
+
+    def _reinit_filter(self, ctx: ReinitContext, g: int, name: str) -> str:
+        group = ctx.groups[g]
+        ret = ctx.returning[g]
+        sl = next(s for s in group.slices if s.name == name and s.role == "owner")
+        weight = ctx.tensor(name)
+        k = weight[0].numel() if sl.dim == 0 else weight.numel() // weight.shape[sl.dim]
+        rows = _rows(weight, sl)  # (positions × K), in slice order
+        on_ret = ret[sl.channel]
+        survivors = rows[~on_ret].double()
+        old = before_drop_values(ctx, g, sl, ret).reshape(int(on_ret.sum()), -1).double().to(rows.device)
+        d = old.shape[0]
+        constraints = torch.cat([survivors, old])
+        basis, how = null_space_basis(constraints, d)
+        if basis is None:
+            reset_owners_for(ctx, g, sl)
+            return f"default init (null space of {constraints.shape[0]} rows in K={k} leaves no room for {d})"
+        new = _combine(basis, d, ctx.generator)  # d × K, unit rows
+        if self.scale == "norm-match":
+            ref = survivors if len(survivors) else old
+            new = new * ref.norm(dim=1).mean()
+        elif self.scale == "clip":
+            bound = default_bound(ctx.model.get_submodule(sl.module))
+            new = new.clamp(-bound, bound)
+        shaped = new.to(weight.dtype).reshape((d,) + _rest_shape(weight, sl.dim))
+        write_positions(ctx, sl, ret, shaped)
+        return how
+
+
+def _rows(weight: torch.Tensor, sl) -> torch.Tensor:
+    moved = weight.detach().movedim(sl.dim, 0)
+    return moved.reshape(moved.shape[0], -1)[sl.index.to(weight.device)]
+
+
+def _rest_shape(weight: torch.Tensor, dim: int) -> tuple[int, ...]:
+    shape = list(weight.shape)
+    shape.pop(dim)
+    return tuple(shape)
+
+
+def reset_owners_for(ctx: ReinitContext, g: int, sl) -> None:
+    """Default init for one filter tensor (the null-space fallback)."""
+    from prunekit.reinit import default_values, read_positions
+
+    cur = read_positions(ctx, sl, ctx.returning[g])
+    write_positions(ctx, sl, ctx.returning[g], default_values(ctx, sl, cur.shape[0], cur))
+
+
+def null_space_basis(constraints: torch.Tensor, needed: int, tol: float = 1e-10):
+    """Orthonormal basis (K × m) of vectors orthogonal to ``constraints`` (r × K).
+
+    Returns (basis, how). When the full null space has fewer than ``needed``
+    dimensions, keeps only the most-overlapping ``K - needed`` rows (relaxed).
+    Returns (None, reason) when no room is left at all.
+    """
+    r, k = constraints.shape
+    basis = _svd_null(constraints, tol)
+    if basis.shape[1] >= needed:
+        return basis, f"null space (constraints {r}, null dim {basis.shape[1]})"
+    keep = k - needed
+    if keep < 1:
+        return None, "default"
+    o = orthogonality(constraints.float(), "filter").double()
+    top = torch.argsort(o, descending=True)[:keep]
+    basis = _svd_null(constraints[top], tol)
+    if basis.shape[1] < 1:
+        return None, "default"
+    return basis, f"relaxed null space ({keep} most-overlapping of {r} constraints, null dim {basis.shape[1]})"
+
+
+def _svd_null(a: torch.Tensor, tol: float) -> torch.Tensor:
+    k = a.shape[1]
+    if a.shape[0] == 0:
+        return torch.eye(k, dtype=a.dtype, device=a.device)
+    _, s, vh = torch.linalg.svd(a, full_matrices=True)
+    rank = int((s > tol * max(s.max().item(), 1e-300)).sum())
+    return vh[rank:].T  # K × (K - rank)
+
+
+def _combine(basis: torch.Tensor, d: int, generator: torch.Generator) -> torch.Tensor:
+    """d unit vectors in span(basis): mutually orthogonal when the span allows."""
+    m = basis.shape[1]
+    coeff = torch.randn(m, d, generator=generator, dtype=basis.dtype).to(basis.device)
+    if m >= d:
+        coeff, _ = torch.linalg.qr(coeff)  # orthonormal columns
+    new = (basis @ coeff).T
+    return new / new.norm(dim=1, keepdim=True).clamp_min(1e-300)
+
+
+# --------------------------------------------------------------------------- schedule
+class RePrSchedule(Schedule):
+    """Train S1 epochs, drop ``prune_ratio``, train S2 epochs, restore; repeat
+    ``cycles`` times (default: while a whole cycle plus one more epoch fits in the run)."""
+
+    def __init__(self, s1: int = 20, s2: int = 10, prune_ratio: float = 0.3, cycles: int | None = None):
+        for key, value in (("s1", s1), ("s2", s2)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise PrunekitError(f"{key} must be a positive number of epochs, got {value!r}")
+        if not isinstance(prune_ratio, (int, float)) or not 0.0 < prune_ratio < 1.0:
+            raise PrunekitError(f"prune_ratio must be in (0, 1), got {prune_ratio!r}; e.g. 0.3 drops 30 %")
+        if cycles is not None and (not isinstance(cycles, int) or cycles <= 0):
+            raise PrunekitError(f"cycles must be a positive integer or unset, got {cycles!r}")
+        self.s1, self.s2, self.prune_ratio, self.cycles = s1, s2, float(prune_ratio), cycles
+
+    def validate(self, epochs: int) -> None:
+        if self.s1 + self.s2 >= epochs:
+            raise PrunekitError(
+                f"epochs={epochs} leaves no room for one RePr cycle (needs more than s1 + s2 = {self.s1 + self.s2}); "
+                f"raise --epochs or lower --s1/--s2"
+            )
+
+    def _cycle_fits(self, k: int, epochs: int) -> bool:
+        if self.cycles is not None and k >= self.cycles:
+            return False
+        return (k + 1) * (self.s1 + self.s2) < epochs
+
+    def events(self, epoch: int, epochs: int):
+        period = self.s1 + self.s2
+        k, r = divmod(epoch, period)
+        if r == self.s1 and self._cycle_fits(k, epochs):
+            return [Drop(self.prune_ratio)]
+        if r == 0 and k >= 1 and self._cycle_fits(k - 1, epochs):
+            return [Restore()]
+        return []

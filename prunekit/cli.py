@@ -1,0 +1,220 @@
+"""The ``prunekit`` command: run, list, data import, plot, bench."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import registry
+from .errors import PrunekitError
+
+console = Console(stderr=True)
+out = Console()
+
+# CLI option -> config key; None values mean "not given" and never override.
+RUN_OPTIONS = [
+    click.option("--method", help="Method recipe (see `prunekit list`)."),
+    click.option("--model", help="Model name, e.g. c3_32, resnet20, timm:resnet18."),
+    click.option("--dataset", help="cifar10, cifar100 or synthetic."),
+    click.option("--epochs", type=int, help="Total epochs (default 100)."),
+    click.option("--batch-size", type=int),
+    click.option("--optimizer", type=click.Choice(["sgd", "adamw"])),
+    click.option("--lr", type=float),
+    click.option("--momentum", type=float),
+    click.option("--nesterov/--no-nesterov", default=None),
+    click.option("--weight-decay", type=float),
+    click.option("--lr-schedule", type=click.Choice(["constant", "step", "cosine"])),
+    click.option("--augment/--no-augment", default=None, help="Random crop (pad 4) + flip; off by default (the paper's regime)."),
+    click.option("--seed", type=int),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"])),
+    click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"])),
+    click.option("--channels-last/--no-channels-last", default=None),
+    click.option("--data-dir", help="Dataset cache (default $PRUNEKIT_DATA or ~/.cache/prunekit)."),
+    click.option("--out", help="Folder for run directories (default runs)."),
+    click.option("--name", help="Run directory name (default method_model_dataset_seedN)."),
+    click.option("--ranker", help="Override the method's ranker."),
+    click.option("--reinit", "reinitializer", help="Override the method's reinitializer."),
+    click.option("--s1", type=int, help="RePr: full-network epochs per cycle."),
+    click.option("--s2", type=int, help="RePr: sub-network epochs per cycle."),
+    click.option("--prune-ratio", type=float, help="Fraction of filters dropped per cycle, in (0, 1)."),
+    click.option("--cycles", type=int, help="RePr: number of cycles (default: as many as fit)."),
+    click.option("--scope", type=click.Choice(["global", "layer"]), help="Rank across all layers or within each."),
+    click.option("--max-layer-fraction", type=float, help="Cap on the fraction any one layer may lose."),
+    click.option("--next-layer", type=click.Choice(["zero", "random", "keep"]), help="Consumers' inputs of returning filters."),
+    click.option("--reinit-scale", "scale", type=click.Choice(["norm-match", "clip", "none"]), help="Null-space filter scale."),
+    click.option("--exclude-first/--no-exclude-first", default=None, help="Never drop the first conv's filters."),
+]
+
+
+def _apply(options):
+    def deco(fn):
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+
+    return deco
+
+
+def _parse_sets(pairs) -> dict:
+    from .config import parse_value
+
+    result = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise PrunekitError(f"--set takes key=value, got {pair!r}; e.g. --set next_layer=random")
+        key, value = pair.split("=", 1)
+        result[key.strip()] = parse_value(value)
+    return result
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="prunekit")
+def cli():
+    """Pruning methods for PyTorch: Ranker x Reinitializer x Schedule over filter groups."""
+
+
+@cli.command()
+@_apply(RUN_OPTIONS)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON file of options; CLI options win.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any config key or component option.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue an interrupted run directory.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+@click.option("--quiet", is_flag=True, help="No progress bars; one line per epoch.")
+def run(config_file, sets, resume_dir, overwrite, quiet, **options):
+    """Train one model with one method and record the run."""
+    from .config import read_config_file, resolve
+    from .engine import start_run
+    from .records import RunDir
+
+    given = {k: v for k, v in options.items() if v is not None}
+    if resume_dir:
+        if given or sets or config_file or overwrite:
+            device = given.pop("device", None)
+            if given or sets or config_file or overwrite:
+                raise PrunekitError("--resume continues a run with its saved config; drop the other options (only --device may change)")
+            given = {"device": device}
+        rd = RunDir(resume_dir)
+        saved = rd.read_config()
+        if rd.finished:
+            raise PrunekitError(f"{resume_dir} has already finished (summary.json exists); nothing to resume")
+        saved.update(out=str(rd.path.parent), name=rd.path.name, **given)
+        cfg = resolve(saved)
+        summary = _train(cfg, quiet, resume=True)
+    else:
+        values = read_config_file(config_file) if config_file else {}
+        cfg = resolve(values, {**given, **_parse_sets(sets)})
+        summary = _train(cfg, quiet, overwrite=overwrite)
+    _print_summary(summary)
+
+
+def _train(cfg, quiet: bool, **kw) -> dict:
+    from .engine import start_run
+    from .progress import RichProgress
+
+    with RichProgress(console, cfg, quiet=quiet) as progress:
+        return start_run(cfg, callbacks=progress, **kw)
+
+
+def _print_summary(summary: dict) -> None:
+    table = Table(title=f"run {summary['name']}", show_header=False)
+    for key in ("method", "model", "dataset", "seed", "epochs", "final_test_acc", "best_test_acc",
+                "final_train_acc", "gap", "wall_seconds", "images_per_s", "events", "device", "precision"):
+        value = summary.get(key)
+        if isinstance(value, float):
+            value = f"{value:.4f}" if key.endswith("acc") or key == "gap" else f"{value:.1f}"
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+@cli.command("list")
+@click.option("--models", "model_pattern", metavar="PATTERN", help="List models matching a glob, e.g. 'timm:*resnet*'.")
+@click.option("--options", "show_options", is_flag=True, help="Show each component's options and defaults.")
+def list_(model_pattern, show_options):
+    """Methods, rankers, reinitializers, schedules, models and datasets, with the package that registered each."""
+    if model_pattern:
+        names = registry.names("models", model_pattern)
+        for name in names:
+            out.print(name)
+        if not names:
+            raise PrunekitError(f"no model matches {model_pattern!r}; try 'timm:*' or see `prunekit list`")
+        return
+    for kind in registry.KINDS:
+        table = Table(title=kind, title_justify="left")
+        table.add_column("name")
+        table.add_column("package")
+        table.add_column("description" if not show_options else "options")
+        for entry in registry.REGISTRY.report(kind):
+            if entry.error:
+                table.add_row(entry.name, entry.package, f"[red]broken: {entry.error}[/red]")
+                continue
+            obj = entry.load()
+            table.add_row(entry.name, entry.package, _describe(obj, show_options))
+        out.print(table)
+
+
+def _describe(obj, show_options: bool) -> str:
+    if show_options and hasattr(obj, "options"):
+        return ", ".join(f"{k}={v!r}" for k, v in obj.options().items()) or "-"
+    if hasattr(obj, "description"):
+        text = obj.description
+        if show_options:
+            text += f"  [ranker={obj.ranker}, reinit={obj.reinitializer}, schedule={obj.schedule}]"
+        return text
+    doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
+    return doc[0] if doc else ""
+
+
+@cli.group()
+def data():
+    """Dataset cache."""
+
+
+@data.command("import")
+@click.argument("path", type=click.Path())
+@click.option("--dataset", default="cifar10", show_default=True, type=click.Choice(["cifar10", "cifar100"]))
+@click.option("--data-dir", help="Cache folder (default $PRUNEKIT_DATA or ~/.cache/prunekit).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing cached copy.")
+def data_import(path, dataset, data_dir, overwrite):
+    """Import an image-folder copy (train/<class>/*, test/<class>/*; folder or .tar.gz)."""
+    from .data import data_dir as resolve_dir, import_image_folder, load_cached
+
+    with console.status(f"decoding {path} ..."):
+        dest = import_image_folder(path, dataset, resolve_dir(data_dir), overwrite=overwrite)
+    d = load_cached(dataset, dest.parent)
+    out.print(f"imported {len(d['train_y'])} train + {len(d['test_y'])} test images, "
+              f"{len(d['classes'])} classes -> {dest}")
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Where PNGs go (default: the first run directory).")
+def plot(run_dirs, out_dir):
+    """Accuracy/loss curves (drop phases shaded) and the filter on/off map, as PNG."""
+    from .plot import plot_runs
+
+    for path in plot_runs([Path(d) for d in run_dirs], Path(out_dir) if out_dir else None):
+        out.print(f"wrote {path}")
+
+
+def main(argv=None) -> None:
+    try:
+        cli.main(args=argv, prog_name="prunekit", standalone_mode=False)
+    except PrunekitError as exc:
+        console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        console.print("interrupted; continue with `prunekit run --resume <run dir>`")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+"""The training engine: drives any Ranker / Reinitializer / Schedule over filter groups.
+
+It knows the interfaces, never a method by name. Each epoch: apply the
+schedule's events (drop = rank + select + mask; restore = reinit + release),
+train with masks held after every optimizer step, evaluate, record, checkpoint.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import registry
+from .config import RunConfig
+from .data import Batches, ImageData, data_dir
+from .errors import PrunekitError
+from .groups import GroupSet, build_groups
+from .interfaces import Drop, RankContext, Ranker, ReinitContext, Reinitializer, Restore, Schedule
+from .masks import FilterMasks, clear_optimizer_state
+from .records import EVENTS, METRICS, RunDir
+
+
+class Callbacks:
+    """Progress hooks; the CLI draws rich progress bars from these."""
+
+    def run_start(self, run: "Run") -> None: ...
+    def epoch_start(self, epoch: int, batches: int) -> None: ...
+    def batch_end(self, loss: torch.Tensor, acc: torch.Tensor) -> None: ...
+    def event(self, record: dict) -> None: ...
+    def epoch_end(self, record: dict) -> None: ...
+    def run_end(self, summary: dict) -> None: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise PrunekitError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def load_data(cfg: RunConfig) -> ImageData:
+    loader = registry.get("datasets", cfg.dataset)
+    return loader(data_dir(cfg.data_dir))
+
+
+def build_model(cfg: RunConfig, data: ImageData) -> nn.Module:
+    factory = registry.get("models", cfg.model)
+    c, h, _ = data.shape
+    return factory(num_classes=data.num_classes, in_channels=c, image_size=h)
+
+
+def make_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                               nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_lr_schedule(cfg: RunConfig, optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    if cfg.lr_schedule == "step":
+        milestones = cfg.lr_milestones or [cfg.epochs // 2, cfg.epochs * 3 // 4]
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=cfg.lr_gamma)
+    if cfg.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def build_component(kind: str, name: str | None, args: dict):
+    if name is None:
+        return None
+    return registry.get(kind + "s", name).build(f"{kind} {name!r}", **args)
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    acc: float
+    images: int
+    seconds: float
+
+
+class Run:
+    """One training run, from a resolved config to a finished run directory."""
+
+    def __init__(self, cfg: RunConfig, run_dir: RunDir, callbacks: Callbacks | None = None,
+                 data: ImageData | None = None):
+        self.cfg = cfg
+        self.dir = run_dir
+        self.cb = callbacks or Callbacks()
+        self.device = resolve_device(cfg.device)
+        self.data = data if data is not None else load_data(cfg)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg, self.data)
+        example = torch.zeros((1,) + self.data.shape)
+        self.groups: GroupSet = build_groups(self.model, example, exclude=cfg.exclude, exclude_first=cfg.exclude_first)
+        self.model.to(self.device)
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.masks = FilterMasks(self.model, self.groups)
+        self.optimizer = make_optimizer(cfg, self.model)
+        self.lr_schedule = make_lr_schedule(cfg, self.optimizer)
+        self.schedule: Schedule = build_component("schedule", cfg.schedule, cfg.schedule_args)
+        self.ranker: Ranker | None = build_component("ranker", cfg.ranker, cfg.ranker_args)
+        self.reinitializer: Reinitializer | None = build_component("reinitializer", cfg.reinitializer, cfg.reinitializer_args)
+        self.data_gen = torch.Generator().manual_seed(cfg.seed)
+        self.train_batches = Batches(
+            self.data.train_x, self.data.train_y, cfg.batch_size, self.data.mean, self.data.std,
+            device=self.device, shuffle=True, augment=cfg.augment, generator=self.data_gen,
+            channels_last=cfg.channels_last,
+        )
+        self.test_batches = Batches(
+            self.data.test_x, self.data.test_y, cfg.eval_batch_size, self.data.mean, self.data.std,
+            device=self.device, channels_last=cfg.channels_last,
+        )
+        self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+        self.epoch = 0
+        self.best_acc = 0.0
+        self.elapsed = 0.0
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "best_acc": self.best_acc,
+            "elapsed": self.elapsed,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_schedule": self.lr_schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "masks": self.masks.state_dict(),
+            "data_gen": self.data_gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.lr_schedule.load_state_dict(state["lr_schedule"])
+            self.scaler.load_state_dict(state["scaler"])
+            self.masks.load_state_dict(state["masks"])
+            self.data_gen.set_state(state["data_gen"])
+            torch.set_rng_state(state["torch_rng"])
+            self.epoch, self.best_acc, self.elapsed = int(state["epoch"]), float(state["best_acc"]), float(state["elapsed"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            first = str(exc).splitlines()[0][:160]
+            raise PrunekitError(f"checkpoint in {self.dir.path} does not match this run's config ({first}); "
+                                f"start a new run with --overwrite or another --name") from None
+        self.masks.hold(self.optimizer)
+
+    # ------------------------------------------------------------------ events
+    def event_generator(self, epoch: int, salt: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch * 101 + salt)
+
+    def rank_batches(self, epoch: int):
+        def batches(n: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            src = Batches(self.data.train_x, self.data.train_y, self.cfg.batch_size, self.data.mean,
+                          self.data.std, device=self.device, shuffle=True,
+                          generator=self.event_generator(epoch, 7), channels_last=self.cfg.channels_last)
+            for i, batch in enumerate(src):
+                if i >= n:
+                    break
+                yield batch
+
+        return batches
+
+    def drop(self, epoch: int, ratio: float) -> dict:
+        if self.ranker is None:
+            raise PrunekitError(f"schedule {self.cfg.schedule!r} drops filters but method {self.cfg.method!r} has no ranker")
+        ctx = RankContext(self.model, self.groups, [d.clone() for d in self.masks.dropped],
+                          self.event_generator(epoch, 1), self.rank_batches(epoch), F.cross_entropy, self.device)
+        t0 = time.perf_counter()
+        picks = self.ranker.select(ctx, ratio)
+        self.masks.drop(picks, self.optimizer)
+        return {
+            "epoch": epoch, "event": "drop", "ratio": ratio, "seconds": time.perf_counter() - t0,
+            "dropped": {g.name: p.nonzero().flatten().tolist() for g, p in zip(self.groups, picks)},
+            "fraction": self.masks.fractions(),
+            "sizes": {g.name: g.size for g in self.groups},
+            "order": [g.name for g in self.groups],
+        }
+
+    def restore(self, epoch: int) -> dict:
+        returning = [d.clone() for d in self.masks.dropped]
+        ctx = ReinitContext(self.model, self.groups, returning, self.masks.before_drop, self.event_generator(epoch, 2))
+        t0 = time.perf_counter()
+        if self.reinitializer is None:
+            raise PrunekitError(f"schedule {self.cfg.schedule!r} restores filters but method {self.cfg.method!r} has no reinitializer")
+        with torch.no_grad():
+            self.reinitializer.reinit(ctx)
+        for group, ret in zip(self.groups, returning):
+            if ret.any():
+                clear_optimizer_state(self.optimizer, self.model, group.slices, ret)
+        self.masks.release()
+        return {
+            "epoch": epoch, "event": "restore", "seconds": time.perf_counter() - t0,
+            "restored": {g.name: r.nonzero().flatten().tolist() for g, r in zip(self.groups, returning)},
+            "log": ctx.log,
+        }
+
+    def apply_events(self, epoch: int) -> None:
+        for ev in self.schedule.events(epoch, self.cfg.epochs):
+            if isinstance(ev, Drop):
+                record = self.drop(epoch, ev.ratio)
+            elif isinstance(ev, Restore):
+                record = self.restore(epoch)
+            else:
+                raise PrunekitError(f"schedule {self.cfg.schedule!r} emitted an unknown event {ev!r}")
+            self.dir.append(EVENTS, record)
+            self.cb.event(record)
+
+    # ------------------------------------------------------------------ loops
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
+
+    def train_epoch(self) -> EpochStats:
+        self.model.train()
+        total_loss = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        hold = self.masks.any_dropped
+        t0 = time.perf_counter()
+        for xb, yb in self.train_batches:
+            with self.autocast():
+                out = self.model(xb)
+                loss = F.cross_entropy(out, yb)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if hold:
+                self.masks.hold(self.optimizer)
+            n = len(yb)
+            batch_correct = (out.argmax(1) == yb).sum()
+            total_loss += loss.detach() * n
+            correct += batch_correct
+            seen += n
+            self.cb.batch_end(loss.detach(), batch_correct / n)
+        seconds = time.perf_counter() - t0
+        if not math.isfinite(float(total_loss)):
+            raise PrunekitError("training diverged (loss is not finite); lower --lr or use --precision fp32")
+        return EpochStats(float(total_loss) / seen, float(correct) / seen, seen, seconds)
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        self.model.eval()
+        total_loss, correct, seen = 0.0, 0, 0
+        for xb, yb in self.test_batches:
+            with self.autocast():
+                out = self.model(xb)
+            total_loss += float(F.cross_entropy(out.float(), yb, reduction="sum"))
+            correct += int((out.argmax(1) == yb).sum())
+            seen += len(yb)
+        return total_loss / seen, correct / seen
+
+    def run(self) -> dict:
+        self.cb.run_start(self)
+        while self.epoch < self.cfg.epochs:
+            epoch = self.epoch
+            t0 = time.perf_counter()
+            self.apply_events(epoch)
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.cb.epoch_start(epoch, len(self.train_batches))
+            stats = self.train_epoch()
+            self.lr_schedule.step()
+            test_loss, test_acc = self.evaluate()
+            self.best_acc = max(self.best_acc, test_acc)
+            self.elapsed += time.perf_counter() - t0
+            record = {
+                "epoch": epoch + 1, "lr": lr, "train_loss": stats.loss, "train_acc": stats.acc,
+                "test_loss": test_loss, "test_acc": test_acc, "seconds": time.perf_counter() - t0,
+                "train_seconds": stats.seconds, "images_per_s": stats.images / stats.seconds,
+                "dropped": self.masks.fractions(),
+            }
+            self.dir.append(METRICS, record)
+            self.epoch = epoch + 1
+            self.dir.save_checkpoint(self.state_dict())
+            self.cb.epoch_end(record)
+        summary = self.summary()
+        self.dir.write_summary(summary)
+        self.cb.run_end(summary)
+        return summary
+
+    def summary(self) -> dict:
+        rows = self.dir.read_jsonl(METRICS)
+        last = rows[-1] if rows else {}
+        params = sum(p.numel() for p in self.model.parameters())
+        nonzero = sum(int((p != 0).sum()) for p in self.model.parameters())
+        return {
+            "name": self.dir.path.name, "method": self.cfg.method, "model": self.cfg.model,
+            "dataset": self.cfg.dataset, "seed": self.cfg.seed, "epochs": self.cfg.epochs,
+            "final_test_acc": last.get("test_acc"), "best_test_acc": self.best_acc,
+            "final_train_acc": last.get("train_acc"),
+            "gap": (last["train_acc"] - last["test_acc"]) if last else None,
+            "wall_seconds": self.elapsed,
+            "images_per_s": (sum(r["images_per_s"] for r in rows) / len(rows)) if rows else None,
+            "params": params, "nonzero_params": nonzero, "device": str(self.device),
+            "precision": self.cfg.precision, "events": len(self.dir.read_jsonl(EVENTS)),
+        }
+
+
+def start_run(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
+              callbacks: Callbacks | None = None, data: ImageData | None = None) -> dict:
+    """Create (or resume) the run directory for ``cfg`` and train to the end."""
+    from pathlib import Path
+
+    run_dir = RunDir(Path(cfg.out) / cfg.run_name)
+    if resume:
+        ckpt = run_dir.load_checkpoint()
+        run = Run(cfg, run_dir, callbacks, data)
+        if ckpt is not None:
+            run.load_state_dict(ckpt)
+        done = run.epoch
+        run_dir.truncate_jsonl(METRICS, lambda r: r["epoch"] <= done)
+        run_dir.truncate_jsonl(EVENTS, lambda r: r["epoch"] < done)
+        return run.run()
+    if run_dir.path.exists() and any(run_dir.path.iterdir()) and not overwrite:
+        run_dir.create(overwrite)  # raises the clear "already exists" error before any work
+    run = Run(cfg, run_dir, callbacks, data)  # data and model errors surface before anything is written
+    run_dir.create(overwrite)
+    run_dir.write_config(cfg.to_dict())
+    return run.run()

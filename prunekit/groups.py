@@ -1,0 +1,208 @@
+"""Filter groups: every tensor slice one filter owns, from torch-pruning's graph.
+
+``build_groups`` asks ``torch_pruning.DependencyGraph`` for the coupled groups
+of a model (conv outputs, their BatchNorm channels, consumers' input channels,
+Linear blocks after a flatten, residual adds) and converts each group once into
+plain :class:`Slice` records. Nothing downstream touches torch-pruning objects.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Iterable, Literal, Sequence
+
+import torch
+import torch.nn as nn
+import torch_pruning as tp
+
+Role = Literal["owner", "state", "consumer"]
+
+_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Positions ``index`` along ``dim`` of tensor ``name`` belonging to group channels ``channel``.
+
+    role ``owner``: zeroed while the filter is dropped (conv rows, bias, norm affine);
+    ``state``: buffers reset when it returns (BatchNorm running stats);
+    ``consumer``: input weights of the layers that read the channel.
+    """
+
+    name: str  # dotted tensor name in the model, e.g. "features.0.weight"
+    module: str  # dotted module name ("" for a bare parameter)
+    kind: str  # module class name, for reports
+    role: Role
+    dim: int
+    index: torch.Tensor  # long, positions along dim
+    channel: torch.Tensor  # long, group channel of each position
+
+    def positions(self, channels: torch.Tensor) -> torch.Tensor:
+        """Positions along ``dim`` that carry any of ``channels`` (a bool mask over the group)."""
+        return self.index[channels[self.channel]]
+
+
+@dataclass
+class FilterGroup:
+    """One prunable unit: ``size`` channels that are dropped together across all ``slices``."""
+
+    name: str  # the root conv's module name
+    size: int
+    slices: list[Slice]
+    filters: list[str] = field(default_factory=list)  # owner weight names used for ranking
+    depth: int = 0  # order of the root conv in the model (0 = first)
+
+    def of_role(self, role: Role) -> list[Slice]:
+        return [s for s in self.slices if s.role == role]
+
+    def describe(self) -> list[str]:
+        return [f"{s.role:8s} {s.name} dim={s.dim} n={len(s.index)} ({s.kind})" for s in self.slices]
+
+
+@dataclass
+class GroupSet:
+    groups: list[FilterGroup]
+    excluded: list[str]  # root convs left out, with reason
+    unsupported: list[str]  # modules with parameters we could not map, by name
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __iter__(self):
+        return iter(self.groups)
+
+    def __getitem__(self, i):
+        return self.groups[i]
+
+
+def build_groups(
+    model: nn.Module,
+    example_inputs: torch.Tensor,
+    exclude: Sequence[str] = (),
+    exclude_first: bool = False,
+    ignore: Iterable[nn.Module] = (),
+) -> GroupSet:
+    """Filter groups of every conv output in ``model``.
+
+    ``exclude``: glob patterns of module names whose groups are never dropped;
+    ``exclude_first``: leave the first conv's group alone (RePr's shallow-layer remedy);
+    ``ignore``: modules torch-pruning must not prune (the classifier by default).
+    """
+    names = {m: n for n, m in model.named_modules()}
+    convs = [m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)]
+    first_conv = convs[0] if convs else None
+    ignore = list(ignore) or _default_ignored(model)
+    was_training = model.training
+    model.eval()
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
+    model.train(was_training)
+    param_names = {p: n for n, p in model.named_parameters()}
+    order = {m: i for i, m in enumerate(convs)}
+
+    groups, excluded, unsupported = [], [], set()
+    for tp_group in graph.get_all_groups(ignored_layers=ignore, root_module_types=(nn.Conv2d, nn.Conv1d, nn.Conv3d)):
+        root = tp_group[0].dep.target.module
+        root_name = names[root]
+        slices, bad = _group_slices(tp_group, graph, names, param_names)
+        unsupported.update(bad)
+        owner_modules = {s.module for s in slices if s.role == "owner"}
+        reason = None
+        if bad:
+            reason = f"touches unsupported {', '.join(sorted(bad))}"
+        elif exclude_first and first_conv is not None and names[first_conv] in owner_modules:
+            reason = "first conv (exclude_first)"
+        elif any(fnmatch.fnmatch(m, pat) for m in owner_modules for pat in exclude):
+            reason = "excluded by pattern"
+        if reason:
+            excluded.append(f"{root_name}: {reason}")
+            continue
+        size = len(tp_group[0].idxs)
+        depth = min(order.get(_module(model, s.module), 1 << 30) for s in slices if s.role == "owner")
+        groups.append(
+            FilterGroup(root_name, size, slices, filters=_ranked_filters(slices, model), depth=depth)
+        )
+    groups.sort(key=lambda g: g.depth)
+    return GroupSet(groups, excluded, sorted(unsupported))
+
+
+def _default_ignored(model: nn.Module) -> list[nn.Module]:
+    """The classifier: the model's declared head, else the last Linear."""
+    head = getattr(model, "get_classifier", None)
+    if callable(head):
+        mod = head()
+        if isinstance(mod, nn.Module) and any(True for _ in mod.parameters()):
+            return [mod]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return linears[-1:]
+
+
+def _module(model: nn.Module, name: str):
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        return None
+
+
+def _group_slices(tp_group, graph, names, param_names):
+    slices: list[Slice] = []
+    unsupported: set[str] = set()
+    for item in tp_group.items:
+        dep, idxs = item.dep, item.idxs
+        target = dep.target.module
+        index = torch.as_tensor(list(idxs), dtype=torch.long)
+        channel = torch.as_tensor(list(item.root_idxs), dtype=torch.long)
+        if isinstance(target, nn.Parameter):
+            pname = param_names[target]
+            dim = dep.target.pruning_dim
+            slices.append(Slice(pname, "", "Parameter", "owner", dim % target.dim(), index, channel))
+            continue
+        mod_name = names.get(target)
+        if mod_name is None or not any(True for _ in target.parameters(recurse=False)):
+            continue  # functional ops (add, flatten, ...) own no tensors
+        kind = type(target).__name__
+        prefix = f"{mod_name}." if mod_name else ""
+        is_out = graph.is_out_channel_pruning_fn(dep.handler)
+        if isinstance(target, nn.modules.conv._ConvNd) and not isinstance(target, nn.modules.conv._ConvTransposeNd):
+            depthwise = target.groups == target.in_channels == target.out_channels and target.groups > 1
+            if is_out or depthwise:
+                slices.append(Slice(prefix + "weight", mod_name, kind, "owner", 0, index, channel))
+                if target.bias is not None:
+                    slices.append(Slice(prefix + "bias", mod_name, kind, "owner", 0, index, channel))
+            elif target.groups == 1:
+                slices.append(Slice(prefix + "weight", mod_name, kind, "consumer", 1, index, channel))
+            else:
+                unsupported.add(f"{mod_name} (grouped {kind} input)")
+        elif isinstance(target, nn.Linear):
+            if is_out:
+                slices.append(Slice(prefix + "weight", mod_name, kind, "owner", 0, index, channel))
+                if target.bias is not None:
+                    slices.append(Slice(prefix + "bias", mod_name, kind, "owner", 0, index, channel))
+            else:
+                slices.append(Slice(prefix + "weight", mod_name, kind, "consumer", 1, index, channel))
+        elif isinstance(target, _NORMS):
+            for pname in ("weight", "bias"):
+                if getattr(target, pname, None) is not None:
+                    slices.append(Slice(prefix + pname, mod_name, kind, "owner", 0, index, channel))
+            for bname in ("running_mean", "running_var"):
+                if getattr(target, bname, None) is not None:
+                    slices.append(Slice(prefix + bname, mod_name, kind, "state", 0, index, channel))
+        elif isinstance(target, nn.PReLU):
+            if target.num_parameters > 1:
+                slices.append(Slice(prefix + "weight", mod_name, kind, "owner", 0, index, channel))
+        else:
+            unsupported.add(f"{mod_name} ({kind})")
+    return slices, unsupported
+
+
+def _ranked_filters(slices: list[Slice], model: nn.Module) -> list[str]:
+    """Owner weights that are 'filters' for weight-based rankers: dense convs/linears,
+    else depthwise convs when the group has nothing denser."""
+    dense, depthwise = [], []
+    for s in slices:
+        if s.role != "owner" or not s.name.endswith("weight"):
+            continue
+        mod = model.get_submodule(s.module) if s.module else None
+        if not isinstance(mod, (nn.modules.conv._ConvNd, nn.Linear)):
+            continue
+        (depthwise if getattr(mod, "groups", 1) > 1 else dense).append(s.name)
+    return dense or depthwise

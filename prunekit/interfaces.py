@@ -1,0 +1,201 @@
+"""The three interfaces a pruning method is made of, and the recipe that names them.
+
+* :class:`Ranker` — which filters matter least now (scores, then a selection).
+* :class:`Reinitializer` — what dropped filters become when they return.
+* :class:`Schedule` — when to drop and when to restore.
+
+A :class:`Method` names one of each plus default options. The engine knows these
+interfaces and no method by name; plugins implement them.
+"""
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterator, Literal
+
+import torch
+import torch.nn as nn
+
+from .errors import PrunekitError
+from .groups import FilterGroup, GroupSet
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+# --------------------------------------------------------------------------- events
+@dataclass(frozen=True)
+class Drop:
+    """Rank now and drop ``ratio`` of the prunable filters until the next Restore."""
+
+    ratio: float
+
+
+@dataclass(frozen=True)
+class Restore:
+    """Re-initialize every held filter and let it train again."""
+
+
+Event = Drop | Restore
+
+
+# --------------------------------------------------------------------------- contexts
+@dataclass
+class RankContext:
+    """What a ranker may look at. Data-driven rankers ask ``batches(n)`` for training
+    batches (never the test set); weight rankers only read the model."""
+
+    model: nn.Module
+    groups: GroupSet
+    dropped: list[torch.Tensor]  # bool per group: currently held at zero
+    generator: torch.Generator
+    batches: Callable[[int], Iterator[Batch]]
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    device: torch.device
+
+    def tensor(self, name: str) -> torch.Tensor:
+        return _tensor(self.model, name)
+
+    def filter_rows(self, group: FilterGroup, name: str) -> torch.Tensor:
+        """Rows of filter weight ``name`` for the group's channels: (size × K), row c = channel c."""
+        return filter_rows(self.model, group, name)
+
+
+@dataclass
+class ReinitContext:
+    """What a reinitializer needs: which channels return, and their values before the drop."""
+
+    model: nn.Module
+    groups: GroupSet
+    returning: list[torch.Tensor]  # bool per group
+    before_drop: list[dict[str, torch.Tensor]]  # per group: tensor name -> values of the dropped positions
+    generator: torch.Generator
+    log: list[str] = field(default_factory=list)
+
+    def tensor(self, name: str) -> torch.Tensor:
+        return _tensor(self.model, name)
+
+
+def _tensor(model: nn.Module, name: str) -> torch.Tensor:
+    mod_name, _, attr = name.rpartition(".")
+    mod = model.get_submodule(mod_name) if mod_name else model
+    return getattr(mod, attr)
+
+
+def filter_rows(model: nn.Module, group: FilterGroup, name: str) -> torch.Tensor:
+    sl = next(s for s in group.slices if s.name == name and s.role == "owner")
+    weight = _tensor(model, name).detach()
+    rows = weight.movedim(sl.dim, 0).reshape(weight.shape[sl.dim], -1)[sl.index.to(weight.device)]
+    out = torch.zeros(group.size, rows.shape[1], dtype=rows.dtype, device=rows.device)
+    return out.index_add_(0, sl.channel.to(rows.device), rows)
+
+
+# --------------------------------------------------------------------------- options
+class Configurable:
+    """Components take keyword options; ``options()`` lists them with defaults."""
+
+    @classmethod
+    def options(cls) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            for p in list(inspect.signature(init).parameters.values())[1:]:
+                if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                    continue
+                out[p.name] = None if p.default is p.empty else p.default
+        return out
+
+    @classmethod
+    def build(cls, what: str, **kwargs):
+        valid = cls.options()
+        bad = sorted(set(kwargs) - set(valid))
+        if bad:
+            raise PrunekitError(
+                f"{what} does not take option(s) {', '.join(bad)}; valid: {', '.join(sorted(valid)) or '(none)'}"
+            )
+        return cls(**kwargs)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={getattr(self, k, v)!r}" for k, v in self.options().items())
+        return f"{type(self).__name__}({args})"
+
+
+# --------------------------------------------------------------------------- interfaces
+Scope = Literal["global", "layer"]
+
+
+class Ranker(Configurable, ABC):
+    """Scores filters (higher = keep) and picks which to drop.
+
+    Subclasses implement :meth:`scores`. Selection is shared: ``scope="global"``
+    ranks all groups' channels together, ``"layer"`` drops the ratio from each
+    group; ``max_layer_fraction`` caps what any one group may lose. Set
+    ``needs_data = True`` to be handed training batches through the context.
+    """
+
+    needs_data: ClassVar[bool] = False
+
+    def __init__(self, scope: Scope = "global", max_layer_fraction: float = 0.75):
+        if scope not in ("global", "layer"):
+            raise PrunekitError(f"scope must be 'global' or 'layer', got {scope!r}")
+        if not 0.0 < float(max_layer_fraction) <= 1.0:
+            raise PrunekitError(f"max_layer_fraction must be in (0, 1], got {max_layer_fraction}")
+        self.scope = scope
+        self.max_layer_fraction = float(max_layer_fraction)
+
+    @abstractmethod
+    def scores(self, ctx: RankContext) -> list[torch.Tensor]:
+        """One float tensor per group (length = group size); higher = more important."""
+
+    def select(self, ctx: RankContext, ratio: float) -> list[torch.Tensor]:
+        """Bool masks (per group) of the filters to drop now."""
+        from .selection import select_lowest
+
+        return select_lowest(
+            self.scores(ctx), ctx.dropped, ratio, scope=self.scope, max_layer_fraction=self.max_layer_fraction
+        )
+
+
+NextLayer = Literal["zero", "random", "keep"]
+
+
+class Reinitializer(Configurable, ABC):
+    """Writes the values returning filters start from (owner slices, norm stats,
+    and, through ``next_layer``, the consumers' input slices)."""
+
+    def __init__(self, next_layer: NextLayer = "zero"):
+        if next_layer not in ("zero", "random", "keep"):
+            raise PrunekitError(f"next_layer must be zero, random or keep, got {next_layer!r}")
+        self.next_layer = next_layer
+
+    @abstractmethod
+    def reinit(self, ctx: ReinitContext) -> None:
+        """Overwrite the returning positions in place; append one line per group to ``ctx.log``."""
+
+
+class Schedule(Configurable, ABC):
+    """Decides at the start of each epoch (0-based) which events happen."""
+
+    def validate(self, epochs: int) -> None:  # noqa: B027 - optional hook
+        """Raise PrunekitError when the schedule cannot fit ``epochs``."""
+
+    @abstractmethod
+    def events(self, epoch: int, epochs: int) -> list[Event]:
+        """Events at the start of ``epoch`` in a run of ``epochs``."""
+
+    def timeline(self, epochs: int) -> list[tuple[int, Event]]:
+        return [(e, ev) for e in range(epochs) for ev in self.events(e, epochs)]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named recipe: one ranker, reinitializer and schedule, with default options."""
+
+    name: str
+    description: str
+    schedule: str
+    ranker: str | None = None
+    reinitializer: str | None = None
+    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"ranker": {...}, ...}

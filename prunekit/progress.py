@@ -1,0 +1,66 @@
+"""Rich progress for a run: an epoch bar, a batch bar with live loss/accuracy, ETA."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .engine import Callbacks
+
+
+class RichProgress(Callbacks):
+    def __init__(self, console: Console, cfg, quiet: bool = False):
+        self.console = console
+        self.cfg = cfg
+        self.quiet = quiet or not console.is_terminal
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            console=console, disable=self.quiet,
+        )
+        self._loss = self._acc = 0.0
+        self._n = 0
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def run_start(self, run) -> None:
+        self.epochs = self.progress.add_task("epochs", total=self.cfg.epochs, completed=run.epoch, info="")
+        self.batches = self.progress.add_task("batches", total=1, info="")
+        self.console.log(f"{run.dir.path}: {self.cfg.method} on {self.cfg.model}/{self.cfg.dataset}, "
+                         f"{len(run.groups)} filter groups, device {run.device}, {self.cfg.precision}"
+                         + (f"; excluded: {'; '.join(run.groups.excluded)}" if run.groups.excluded else ""))
+
+    def epoch_start(self, epoch: int, batches: int) -> None:
+        self._loss = self._acc = 0.0
+        self._n = 0
+        self.progress.reset(self.batches, total=batches, description=f"epoch {epoch + 1}", info="")
+
+    def batch_end(self, loss, acc) -> None:
+        if self.quiet:
+            return
+        loss, acc = float(loss), float(acc)
+        self._n += 1
+        self._loss += (loss - self._loss) / self._n
+        self._acc += (acc - self._acc) / self._n
+        self.progress.update(self.batches, advance=1, info=f"loss {self._loss:.3f} acc {self._acc:.3f}")
+
+    def event(self, record: dict) -> None:
+        if record["event"] == "drop":
+            counts = ", ".join(f"{k} {len(v)}" for k, v in record["dropped"].items() if v)
+            self.console.log(f"epoch {record['epoch'] + 1}: dropped {counts}")
+        else:
+            n = sum(len(v) for v in record["restored"].values())
+            self.console.log(f"epoch {record['epoch'] + 1}: restored {n} filters")
+
+    def epoch_end(self, record: dict) -> None:
+        self.progress.update(self.epochs, completed=record["epoch"],
+                             info=f"test {record['test_acc']:.4f}")
+        self.console.log(
+            f"epoch {record['epoch']}/{self.cfg.epochs} train loss {record['train_loss']:.4f} "
+            f"acc {record['train_acc']:.4f} | test loss {record['test_loss']:.4f} acc {record['test_acc']:.4f} "
+            f"| {record['seconds']:.1f}s {record['images_per_s']:.0f} img/s"
+        )

@@ -1,0 +1,110 @@
+"""Run records: one folder per run with the resolved config, per-epoch metrics,
+drop/restore events, an atomically written checkpoint and a final summary."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import PrunekitError
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+EVENTS = "events.jsonl"
+CHECKPOINT = "checkpoint.pt"
+SUMMARY = "summary.json"
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to a temp file in the same folder, then rename over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+class RunDir:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def finished(self) -> bool:
+        return self.file(SUMMARY).exists()
+
+    def create(self, overwrite: bool) -> None:
+        if self.path.exists() and any(self.path.iterdir()):
+            if not overwrite:
+                raise PrunekitError(
+                    f"run directory {self.path} already exists; pass --resume to continue it, "
+                    f"--overwrite to replace it, or --name for a new one"
+                )
+            for name in (CONFIG, METRICS, EVENTS, CHECKPOINT, SUMMARY):
+                if self.file(name).exists():
+                    self.file(name).unlink()
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def write_config(self, config: dict) -> None:
+        atomic_write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", self.file(CONFIG))
+
+    def read_config(self) -> dict:
+        path = self.file(CONFIG)
+        if not path.exists():
+            raise PrunekitError(f"{self.path} is not a prunekit run (no {CONFIG}); give a folder made by `prunekit run`")
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise PrunekitError(f"cannot read {path} ({exc}); the run record is damaged") from None
+
+    def append(self, name: str, record: dict) -> None:
+        with open(self.file(name), "a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def read_jsonl(self, name: str) -> list[dict]:
+        path = self.file(name)
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def truncate_jsonl(self, name: str, keep) -> None:
+        """Keep only records for which ``keep(record)`` is true (used when resuming)."""
+        rows = [r for r in self.read_jsonl(name) if keep(r)]
+        atomic_write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows), self.file(name))
+
+    def save_checkpoint(self, state: dict) -> None:
+        atomic_save(state, self.file(CHECKPOINT))
+
+    def load_checkpoint(self) -> dict | None:
+        path = self.file(CHECKPOINT)
+        if not path.exists():
+            return None
+        try:
+            return torch.load(path, weights_only=True, map_location="cpu")
+        except Exception as exc:  # noqa: BLE001
+            raise PrunekitError(f"cannot load checkpoint {path} ({type(exc).__name__}); it is damaged or not a prunekit checkpoint") from None
+
+    def write_summary(self, summary: dict) -> None:
+        atomic_write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", self.file(SUMMARY))
+
+    def read_summary(self) -> dict | None:
+        path = self.file(SUMMARY)
+        return json.loads(path.read_text()) if path.exists() else None

@@ -1,0 +1,93 @@
+"""Building blocks reinitializers share: default values, slice writes, next-layer init."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from .groups import FilterGroup, Slice
+from .interfaces import ReinitContext
+
+
+def fan_in(module: nn.Module) -> int:
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return module.in_channels // module.groups * math.prod(module.kernel_size)
+    if isinstance(module, nn.Linear):
+        return module.in_features
+    return 1
+
+
+def default_bound(module: nn.Module) -> float:
+    """Bound of PyTorch's default uniform init for conv/linear weights (kaiming_uniform, a=√5)."""
+    return 1.0 / math.sqrt(max(fan_in(module), 1))
+
+
+def default_values(ctx: ReinitContext, sl: Slice, n: int, like: torch.Tensor) -> torch.Tensor:
+    """What the layer's own init gives ``n`` positions of ``sl`` (shape: n × rest)."""
+    shape = (n,) + tuple(like.shape[1:])
+    mod = ctx.model.get_submodule(sl.module) if sl.module else None
+    leaf = sl.name.rpartition(".")[2]
+    if isinstance(mod, (nn.modules.conv._ConvNd, nn.Linear)):
+        bound = default_bound(mod)
+        u = torch.rand(shape, generator=ctx.generator, dtype=torch.float64)
+        return ((u * 2 - 1) * bound).to(like)
+    if leaf in ("weight", "running_var"):
+        return torch.ones(shape, dtype=like.dtype, device=like.device)
+    if leaf in ("bias", "running_mean"):
+        return torch.zeros(shape, dtype=like.dtype, device=like.device)
+    return like.clone()  # a bare parameter (e.g. a layer scale): its value before the drop
+
+
+@torch.no_grad()
+def write_positions(ctx: ReinitContext, sl: Slice, channels: torch.Tensor, values: torch.Tensor) -> None:
+    """Write ``values`` (positions along dim first) into the positions of ``channels``."""
+    t = ctx.tensor(sl.name)
+    pos = sl.positions(channels).to(t.device)
+    t.index_copy_(sl.dim, pos, values.to(t).movedim(0, sl.dim).contiguous())
+
+
+def read_positions(ctx: ReinitContext, sl: Slice, channels: torch.Tensor) -> torch.Tensor:
+    t = ctx.tensor(sl.name)
+    return t.index_select(sl.dim, sl.positions(channels).to(t.device)).movedim(sl.dim, 0)
+
+
+@torch.no_grad()
+def reset_owners(ctx: ReinitContext, g: int, skip: set[str] = frozenset(), mode: str = "default") -> None:
+    """Owner and state slices of the returning channels (except ``skip``): the layer's
+    default init (``mode="default"``), zero, or the values before the drop (``"keep"``)."""
+    group: FilterGroup = ctx.groups[g]
+    ret = ctx.returning[g]
+    for sl in group.slices:
+        if sl.role == "consumer" or sl.name in skip:
+            continue
+        cur = read_positions(ctx, sl, ret)
+        if mode == "keep":
+            values = before_drop_values(ctx, g, sl, ret)
+        elif mode == "zero" and sl.role == "owner":
+            values = torch.zeros_like(cur)
+        else:
+            values = default_values(ctx, sl, cur.shape[0], cur)
+        write_positions(ctx, sl, ret, values)
+
+
+def before_drop_values(ctx: ReinitContext, g: int, sl: Slice, channels: torch.Tensor) -> torch.Tensor:
+    """Values of ``channels``' positions in ``sl`` saved when they were dropped."""
+    saved = ctx.before_drop[g]
+    pos_saved = saved[f"{sl.name}#pos"].tolist()
+    row = {p: i for i, p in enumerate(pos_saved)}
+    want = sl.positions(channels).tolist()
+    return saved[sl.name][[row[p] for p in want]]
+
+
+@torch.no_grad()
+def init_consumers(ctx: ReinitContext, g: int, mode: str) -> None:
+    """Consumers' input slices of returning channels: ``zero``, ``random`` (the consumer
+    layer's default init values) or ``keep`` (leave them)."""
+    if mode == "keep":
+        return
+    ret = ctx.returning[g]
+    for sl in ctx.groups[g].of_role("consumer"):
+        cur = read_positions(ctx, sl, ret)
+        values = torch.zeros_like(cur) if mode == "zero" else default_values(ctx, sl, cur.shape[0], cur)
+        write_positions(ctx, sl, ret, values)

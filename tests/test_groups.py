@@ -1,0 +1,62 @@
+"""Filter groups come from the dependency graph with every slice a filter owns."""
+import torch
+
+from prunekit.groups import build_groups
+from prunekit.models import c3_32, resnet20
+
+
+def _by_name(group):
+    return {(s.name, s.role): s for s in group.slices}
+
+
+def test_c3_32_groups_name_every_slice():
+    model = c3_32()
+    groups = build_groups(model, torch.zeros(1, 3, 32, 32))
+    assert [g.name for g in groups] == ["features.0", "features.2", "features.4"]
+    assert all(g.size == 32 for g in groups)
+    first = _by_name(groups[0])
+    assert set(first) == {("features.0.weight", "owner"), ("features.0.bias", "owner"), ("features.2.weight", "consumer")}
+    assert first[("features.0.weight", "owner")].dim == 0
+    assert first[("features.2.weight", "consumer")].dim == 1
+    last = _by_name(groups[2])
+    assert set(last) == {("features.4.weight", "owner"), ("features.4.bias", "owner"), ("classifier.weight", "consumer")}
+    linear = last[("classifier.weight", "consumer")]
+    assert linear.dim == 1 and len(linear.index) == 32 * 32 * 32
+    # channel k of conv3 owns Linear inputs 1024k ... 1024k + 1023 (after the flatten)
+    k = torch.zeros(32, dtype=torch.bool)
+    k[5] = True
+    assert linear.positions(k).tolist() == list(range(5 * 1024, 6 * 1024))
+    assert groups[0].filters == ["features.0.weight"]
+
+
+def test_resnet20_residual_channels_form_one_group():
+    model = resnet20()
+    groups = build_groups(model, torch.zeros(1, 3, 32, 32))
+    stem = next(g for g in groups if g.name == "conv1" or "conv1.weight" in [s.name for s in g.slices if s.role == "owner"])
+    owners = {s.name for s in stem.slices if s.role == "owner"}
+    consumers = {s.name for s in stem.slices if s.role == "consumer"}
+    # the stem and every stage-1 block's second conv add into the same 16 channels
+    assert {"conv1.weight", "bn1.weight", "bn1.bias"} <= owners
+    for b in range(3):
+        assert {f"layers.{b}.conv2.weight", f"layers.{b}.bn2.weight", f"layers.{b}.bn2.bias"} <= owners
+        assert f"layers.{b}.conv1.weight" in consumers
+    assert {"layers.3.conv1.weight", "layers.3.shortcut.0.weight"} <= consumers
+    states = {s.name for s in stem.slices if s.role == "state"}
+    assert {"bn1.running_mean", "bn1.running_var"} <= states
+    # inner block convs are groups of their own, with their BN
+    inner = next(g for g in groups if g.name == "layers.0.conv1")
+    assert {s.name for s in inner.slices if s.role == "owner"} == {"layers.0.conv1.weight", "layers.0.bn1.weight", "layers.0.bn1.bias"}
+    assert [s.name for s in inner.slices if s.role == "consumer"] == ["layers.0.conv2.weight"]
+    # the last stage feeds the classifier, which is never an owner
+    last = next(g for g in groups if "fc.weight" in {s.name for s in g.slices})
+    assert all(s.role == "consumer" for s in last.slices if s.name == "fc.weight")
+    assert not any(s.name.startswith("fc.") and s.role == "owner" for g in groups for s in g.slices)
+
+
+def test_exclude_first_and_patterns():
+    model = c3_32()
+    groups = build_groups(model, torch.zeros(1, 3, 32, 32), exclude_first=True)
+    assert [g.name for g in groups] == ["features.2", "features.4"]
+    assert any("features.0" in e for e in groups.excluded)
+    groups = build_groups(model, torch.zeros(1, 3, 32, 32), exclude=["features.4"])
+    assert [g.name for g in groups] == ["features.0", "features.2"]

@@ -1,0 +1,189 @@
+"""RePr plugin: orthogonality ranking, selection, null-space re-init, next-layer init, schedule."""
+import math
+
+import pytest
+import torch
+
+from prunekit import Drop, Restore
+from prunekit.groups import build_groups
+from prunekit.interfaces import RankContext, ReinitContext
+from prunekit.masks import FilterMasks
+from prunekit.models import c3_32
+from prunekit.selection import select_lowest
+from prunekit_plugins.baselines import DefaultInit, KeepInit
+from prunekit_plugins.repr import NullSpace, Orthogonality, RePrSchedule, ReverseOrthogonality, orthogonality
+
+
+def test_orthonormal_filters_score_zero():
+    q, _ = torch.linalg.qr(torch.randn(20, 20, dtype=torch.float64))
+    rows = q[:8].float() * torch.linspace(0.5, 3, 8)[:, None]  # norms must not matter
+    assert orthogonality(rows).abs().max() < 1e-6
+
+
+def test_duplicated_filter_scores_k_minus_1_over_j():
+    q, _ = torch.linalg.qr(torch.randn(16, 16, dtype=torch.float64))
+    base = q[:6].float()
+    k = 3
+    rows = torch.cat([base[:1].repeat(k, 1) * torch.tensor([[1.0], [2.0], [0.5]]), base[1:]])  # J = 8
+    o = orthogonality(rows)
+    j = rows.shape[0]
+    assert torch.allclose(o[:k], torch.full((k,), (k - 1) / j), atol=1e-6)
+    assert torch.allclose(o[k:], torch.zeros(j - k), atol=1e-6)
+
+
+def test_hand_computed_layer():
+    w = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
+    c = 1 / math.sqrt(2)  # |cos| of rows 0/1 and 1/2; rows 0/2 orthogonal
+    expected = torch.tensor([c, 2 * c, c]) / 3
+    assert torch.allclose(orthogonality(w), expected, atol=1e-6)
+    # the author's layer normalisation: W/||W||_F, zero diagonal, |signed row mean|
+    u = w / w.norm()
+    g = u @ u.T
+    g.fill_diagonal_(0)
+    assert torch.allclose(orthogonality(w, "layer"), g.mean(1).abs(), atol=1e-6)
+
+
+def _ctx(model, groups, dropped=None):
+    dropped = dropped or [torch.zeros(g.size, dtype=torch.bool) for g in groups]
+    return RankContext(model, groups, dropped, torch.Generator().manual_seed(0), lambda n: iter(()),
+                       torch.nn.functional.cross_entropy, torch.device("cpu"))
+
+
+def test_ranking_of_a_hand_made_layer_drops_the_duplicates():
+    torch.manual_seed(0)
+    model = c3_32(image_size=8)
+    groups = build_groups(model, torch.zeros(1, 3, 8, 8))
+    with torch.no_grad():
+        w = model.features[2].weight  # 32 filters of K = 288
+        q, _ = torch.linalg.qr(torch.randn(288, 288))
+        w.copy_(q[:, :32].T.reshape(32, 32, 3, 3))
+        w[[4, 9, 17]] = w[3] * torch.tensor([1.0, -2.0, 0.5])[:, None, None, None]
+    ranker = Orthogonality.build("t", scope="layer")
+    picks = ranker.select(_ctx(model, groups), 4 / 32)
+    assert set(picks[1].nonzero().flatten().tolist()) == {3, 4, 9, 17}
+    reverse = ReverseOrthogonality.build("t", scope="layer")
+    assert not (reverse.select(_ctx(model, groups), 4 / 32)[1][[3, 4, 9, 17]]).any()
+
+
+def test_global_scope_layer_scope_and_cap():
+    scores = [torch.tensor([0.0, 0.1, 0.2, 0.3]), torch.tensor([5.0, 6.0, 7.0, 8.0])]
+    dropped = [torch.zeros(4, dtype=torch.bool), torch.zeros(4, dtype=torch.bool)]
+    picks = select_lowest(scores, dropped, 0.25, scope="global")
+    assert picks[0].tolist() == [True, True, False, False] and not picks[1].any()
+    picks = select_lowest(scores, dropped, 0.25, scope="layer")
+    assert picks[0].sum() == 1 and picks[1].sum() == 1 and picks[1][0]
+    capped = select_lowest(scores, dropped, 0.5, scope="global", max_layer_fraction=0.5)
+    assert capped[0].sum() == 2 and capped[1].sum() == 2  # the cap pushed the rest to layer 2
+    full = select_lowest(scores, dropped, 0.5, scope="global", max_layer_fraction=1.0)
+    assert full[0].sum() == 3  # never the whole layer
+    held = [torch.tensor([True, False, False, False]), torch.zeros(4, dtype=torch.bool)]
+    assert not select_lowest(scores, held, 0.25)[0][0]
+
+
+def _drop_and_reinit(model, groups, picks, reinit, opt=None):
+    masks = FilterMasks(model, groups)
+    masks.drop(picks, opt)
+    ctx = ReinitContext(model, groups, [d.clone() for d in masks.dropped], masks.before_drop,
+                        torch.Generator().manual_seed(3))
+    reinit.reinit(ctx)
+    masks.release()
+    return ctx
+
+
+def test_nullspace_filters_are_orthogonal_to_survivors_and_old_values():
+    torch.manual_seed(0)
+    model = c3_32(image_size=8)
+    groups = build_groups(model, torch.zeros(1, 3, 8, 8))
+    old = model.features[2].weight.detach().clone().flatten(1)
+    picks = [torch.zeros(32, dtype=torch.bool) for _ in groups]
+    picks[1][[2, 7, 11, 30]] = True
+    ctx = _drop_and_reinit(model, groups, picks, NullSpace.build("t"))
+    new = model.features[2].weight.detach().flatten(1)
+    ret = picks[1]
+    constraints = torch.cat([old[~ret], old[ret]])
+    cos = torch.nn.functional.normalize(new[ret], dim=1) @ torch.nn.functional.normalize(constraints, dim=1).T
+    assert cos.abs().max() < 1e-5
+    assert torch.equal(new[~ret], old[~ret])  # survivors untouched
+    # norm-match: returning filters have the survivors' mean norm
+    assert torch.allclose(new[ret].norm(dim=1), old[~ret].norm(dim=1).mean().expand(4), rtol=1e-4)
+    assert any("features.2" in line and "null space" in line for line in ctx.log)
+
+
+def test_first_layer_of_c3_32_relaxes_then_falls_back():
+    torch.manual_seed(0)
+    model = c3_32(image_size=8)
+    groups = build_groups(model, torch.zeros(1, 3, 8, 8))  # first layer: 32 filters in 27 dimensions
+    picks = [torch.zeros(32, dtype=torch.bool) for _ in groups]
+    picks[0][:10] = True
+    ctx = _drop_and_reinit(model, groups, picks, NullSpace.build("t"))
+    assert any(line.startswith("features.0") and "relaxed" in line for line in ctx.log), ctx.log
+    new = model.features[0].weight.detach().flatten(1)[:10]
+    assert torch.count_nonzero(new) > 0
+    # the relaxed basis is orthogonal to the 17 most-overlapping constraint rows it kept
+    assert "17 most-overlapping" in " ".join(ctx.log)
+    picks[0][:] = True
+    picks[0][:3] = False  # 29 returning filters: K - 29 < 1, no room at all
+    ctx = _drop_and_reinit(model, groups, picks, NullSpace.build("t"))
+    assert any(line.startswith("features.0") and "default init" in line for line in ctx.log), ctx.log
+
+
+@pytest.mark.parametrize("mode", ["zero", "random"])
+def test_next_layer_init_touches_exactly_the_consumer_slices(mode):
+    torch.manual_seed(0)
+    model = c3_32(image_size=8)
+    groups = build_groups(model, torch.zeros(1, 3, 8, 8))
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    picks = [torch.zeros(32, dtype=torch.bool) for _ in groups]
+    picks[1][[1, 5]] = True
+    picks[2][[0, 31]] = True
+    _drop_and_reinit(model, groups, picks, NullSpace.build("t", next_layer=mode))
+    after = model.state_dict()
+    conv_cols = [1, 5]
+    lin_cols = list(range(0, 64)) + list(range(31 * 64, 32 * 64))  # 8×8 maps: 64 Linear inputs per channel
+    for name, cols in (("features.4.weight", conv_cols), ("classifier.weight", lin_cols)):
+        # rows 0 and 31 of features.4 are returning filters themselves (re-initialized whole)
+        rows = torch.ones(after[name].shape[0], dtype=torch.bool)
+        if name == "features.4.weight":
+            rows[[0, 31]] = False
+        new, old = after[name][rows][:, cols], before[name][rows][:, cols]
+        if mode == "zero":
+            assert torch.count_nonzero(new) == 0
+        else:
+            assert (new != old).float().mean() > 0.99  # really rewritten (not a silent no-op)
+            bound = 1 / math.sqrt(32 * 9 if name.startswith("features") else 32 * 64)
+            assert new.abs().max() <= bound
+        others = torch.ones(after[name].shape[1], dtype=torch.bool)
+        others[cols] = False
+        assert torch.equal(before[name][rows][:, others], after[name][rows][:, others])
+    assert torch.equal(before["features.0.weight"], after["features.0.weight"])
+
+
+def test_keep_restores_values_and_default_reinitializes():
+    torch.manual_seed(0)
+    model = c3_32(image_size=8)
+    groups = build_groups(model, torch.zeros(1, 3, 8, 8))
+    before = model.features[2].weight.detach().clone()
+    picks = [torch.zeros(32, dtype=torch.bool) for _ in groups]
+    picks[1][[4, 8]] = True
+    _drop_and_reinit(model, groups, picks, KeepInit.build("t"))
+    assert torch.equal(model.features[2].weight, before)
+    _drop_and_reinit(model, groups, picks, DefaultInit.build("t"))
+    after = model.features[2].weight.detach()
+    assert not torch.equal(after[[4, 8]], before[[4, 8]]) and torch.count_nonzero(after[[4, 8]]) > 0
+    assert after[[4, 8]].abs().max() <= 1 / math.sqrt(288)
+
+
+def test_repr_schedule_events():
+    s = RePrSchedule.build("t", s1=20, s2=10, prune_ratio=0.3)
+    timeline = s.timeline(100)
+    assert [(e, type(ev).__name__) for e, ev in timeline] == [
+        (20, "Drop"), (30, "Restore"), (50, "Drop"), (60, "Restore"), (80, "Drop"), (90, "Restore")]
+    assert timeline[0][1] == Drop(0.3) and timeline[1][1] == Restore()
+    assert len(RePrSchedule.build("t", s1=2, s2=1, cycles=2).timeline(20)) == 4
+    assert [e for e, _ in RePrSchedule.build("t", s1=2, s2=1).timeline(7)] == [2, 3, 5, 6]
+    from prunekit.errors import PrunekitError
+    with pytest.raises(PrunekitError, match="no room"):
+        RePrSchedule.build("t", s1=20, s2=10).validate(30)
+    for bad in ({"prune_ratio": 0.0}, {"prune_ratio": 1.0}, {"s1": 0}, {"s2": -1}, {"cycles": 0}):
+        with pytest.raises(PrunekitError):
+            RePrSchedule.build("t", **bad)
