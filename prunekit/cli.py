@@ -11,8 +11,9 @@ from rich.table import Table
 from . import registry
 from .errors import PrunekitError
 
-console = Console(stderr=True)
-out = Console()
+# Wide lines when written to a file or pipe (logs, CI), the terminal's width otherwise.
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+out = Console(width=None if sys.stdout.isatty() else 160)
 
 # CLI option -> config key; None values mean "not given" and never override.
 RUN_OPTIONS = [

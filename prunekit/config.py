@@ -133,9 +133,11 @@ def resolve(values: dict, overrides: dict | None = None) -> RunConfig:
     for key, value in bare.items():
         takers = [k for k in COMPONENTS if getattr(cfg, k) and key in component_class(k, getattr(cfg, k)).options()]
         if not takers:
+            comps = ", ".join(f"{k} {getattr(cfg, k)}" for k in COMPONENTS if getattr(cfg, k))
             raise PrunekitError(
-                f"no component of this run takes option {key!r}; ranker {cfg.ranker}, reinitializer "
-                f"{cfg.reinitializer}, schedule {cfg.schedule} take: {', '.join(sorted(_all_options(cfg)))}"
+                f"no component of this run takes option {key!r}; valid: the config keys "
+                f"{', '.join(sorted(FIELDS))}, or an option of {comps}: "
+                f"{', '.join(sorted(_all_options(cfg))) or '(none)'} (see `prunekit list --options`)"
             )
         if len(takers) > 1:
             raise PrunekitError(f"option {key!r} is ambiguous ({', '.join(takers)}); write it as {takers[0]}.{key}")

@@ -8,6 +8,7 @@ image-folder copy (``train/<class>/*``, ``test/<class>/*``, folder or .tar.gz).
 """
 from __future__ import annotations
 
+import io
 import os
 import tarfile
 from dataclasses import dataclass
@@ -136,8 +137,6 @@ _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm")
 
 def import_image_folder(src: str | os.PathLike, dataset: str, root: Path, overwrite: bool = False) -> Path:
     """Decode an image-folder copy (train/<class>/*, test/<class>/*) into ``root/<dataset>.pt``."""
-    from torchvision.io import ImageReadMode, decode_image
-
     src = Path(src)
     dest = root / f"{dataset}.pt"
     if dest.exists() and not overwrite:
@@ -164,8 +163,7 @@ def import_image_folder(src: str | os.PathLike, dataset: str, root: Path, overwr
         xs, ys = [], []
         for label, cname in enumerate(classes):
             for _, read in sorted(by_class[cname], key=lambda t: t[0]):
-                data = torch.frombuffer(bytearray(read()), dtype=torch.uint8)
-                xs.append(decode_image(data, mode=ImageReadMode.RGB))
+                xs.append(_decode_rgb(read()))
                 ys.append(label)
         shapes = {tuple(x.shape) for x in xs}
         if len(shapes) != 1:
@@ -175,6 +173,14 @@ def import_image_folder(src: str | os.PathLike, dataset: str, root: Path, overwr
     root.mkdir(parents=True, exist_ok=True)
     atomic_save(out, dest)
     return dest
+
+
+def _decode_rgb(blob: bytes) -> torch.Tensor:
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(io.BytesIO(blob)) as img:
+        return torch.from_numpy(np.asarray(img.convert("RGB")).copy()).permute(2, 0, 1).contiguous()
 
 
 def _walk(src: Path):

@@ -1,0 +1,175 @@
+"""The command line: runs, records, resume, listing, and one clear line for bad input."""
+import json
+
+import pytest
+import torch
+
+from prunekit import registry
+from prunekit.cli import main
+from prunekit.config import resolve
+from prunekit.engine import Callbacks, start_run
+
+FAST = ["--dataset", "synthetic", "--model", "c2_8", "--batch-size", "64", "--quiet"]
+
+
+def run_cli(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return exc.value.code, captured.out, captured.err
+
+
+def test_run_writes_a_complete_record(tmp_path, capsys):
+    code, out, err = run_cli(["run", "--method", "repr", "--epochs", "4", "--s1", "1", "--s2", "1",
+                              "--out", str(tmp_path), "--name", "r", *FAST], capsys)
+    assert code == 0, err
+    run = tmp_path / "r"
+    config = json.loads((run / "config.json").read_text())
+    assert config["ranker"] == "orthogonality" and config["schedule_args"]["s1"] == 1
+    assert config["ranker_args"]["scope"] == "global"  # every default written out
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
+    assert {"train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s", "dropped"} <= set(metrics[0])
+    assert metrics[1]["dropped"]["features.0"] + metrics[1]["dropped"]["features.2"] > 0  # held in epoch 2
+    assert all(v == 0 for v in metrics[2]["dropped"].values())  # restored at the start of epoch 3
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    assert [(e["epoch"], e["event"]) for e in events] == [(1, "drop"), (2, "restore"), ]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final_test_acc"] == metrics[-1]["test_acc"] and summary["events"] == 2
+    assert "final_test_acc" in out
+
+
+class StopAfter(Callbacks):
+    def __init__(self, epochs):
+        self.epochs = epochs
+
+    def epoch_end(self, record):
+        if record["epoch"] == self.epochs:
+            raise KeyboardInterrupt
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k not in ("seconds", "train_seconds", "images_per_s")} for r in rows]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_resume_equals_uninterrupted(tmp_path, optimizer):
+    values = {"method": "repr", "dataset": "synthetic", "model": "c2_8", "epochs": 5, "s1": 1, "s2": 1,
+              "optimizer": optimizer, "momentum": 0.0, "out": str(tmp_path), "batch_size": 64}
+    if optimizer == "sgd":
+        values["momentum"] = 0.9
+    full = start_run(resolve({**values, "name": "full"}))
+    cfg = resolve({**values, "name": "cut"})
+    with pytest.raises(KeyboardInterrupt):
+        start_run(cfg, callbacks=StopAfter(2))  # stopped inside the sub-network phase
+    assert not (tmp_path / "cut" / "summary.json").exists()
+    resumed = start_run(resolve({**values, "name": "cut"}), resume=True)
+    read = lambda n: [json.loads(x) for x in (tmp_path / n / "metrics.jsonl").read_text().splitlines()]
+    assert _strip(read("full")) == _strip(read("cut"))
+    assert resumed["final_test_acc"] == full["final_test_acc"]
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_via_cli_and_refusals(tmp_path, capsys):
+    base = ["run", "--method", "standard", "--epochs", "2", "--out", str(tmp_path), "--name", "s", *FAST]
+    assert run_cli(base, capsys)[0] == 0
+    code, _, err = run_cli(base, capsys)
+    assert code == 2 and "already exists" in err and "--resume" in err
+    code, _, err = run_cli(["run", "--resume", str(tmp_path / "s")], capsys)
+    assert code == 2 and "already finished" in err
+    (tmp_path / "s" / "summary.json").unlink()
+    (tmp_path / "s" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    code, _, err = run_cli(["run", "--resume", str(tmp_path / "s")], capsys)
+    assert code == 2 and "damaged" in err
+    code, _, err = run_cli(["run", "--resume", str(tmp_path / "nothing")], capsys)
+    assert code == 2 and "not a prunekit run" in err
+
+
+def test_config_file_and_overrides(tmp_path, capsys):
+    cfg = tmp_path / "my.yaml"
+    cfg.write_text("method: repr\nlr: 0.05\nepochs: 3\ns1: 1\ns2: 1\nnext_layer: random\n")
+    code, _, err = run_cli(["run", "--config", str(cfg), "--lr", "0.003", "--set", "scope=layer",
+                            "--out", str(tmp_path), "--name", "c", *FAST], capsys)
+    assert code == 0, err
+    saved = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert saved["lr"] == 0.003 and saved["epochs"] == 3
+    assert saved["reinitializer_args"]["next_layer"] == "random" and saved["ranker_args"]["scope"] == "layer"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--method", "nope"], "unknown method 'nope'; valid: magnitude, random, repr"),
+    (["--model", "nope"], "unknown model 'nope'"),
+    (["--dataset", "nope"], "unknown dataset 'nope'; valid: cifar10, cifar100, synthetic"),
+    (["--method", "repr", "--ranker", "nope"], "unknown ranker 'nope'; valid: l1, l2, orthogonality"),
+    (["--method", "repr", "--prune-ratio", "1.2"], "prune_ratio must be in (0, 1)"),
+    (["--method", "repr", "--prune-ratio", "0"], "prune_ratio must be in (0, 1)"),
+    (["--method", "repr", "--s1", "0"], "s1 must be a positive"),
+    (["--method", "repr", "--s2", "-3"], "s2 must be a positive"),
+    (["--epochs", "0"], "epochs must be a positive integer"),
+    (["--method", "repr", "--epochs", "20"], "leaves no room for one RePr cycle"),
+    (["--set", "bogus=1"], "no component of this run takes option 'bogus'"),
+    (["--method", "repr", "--set", "ranker.bogus=1"], "does not take option(s) bogus; valid:"),
+    (["--lr", "-1"], "lr must be a positive number"),
+])
+def test_bad_input_gives_one_clear_line(tmp_path, capsys, argv, message):
+    code, out, err = run_cli(["run", *argv, "--out", str(tmp_path)], capsys)
+    assert code == 2
+    assert message in err.replace("\n", " "), err
+    assert "Traceback" not in err and err.strip().count("\n") == 0
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_bad_config_files(tmp_path, capsys):
+    missing = tmp_path / "missing.yaml"
+    code, _, err = run_cli(["run", "--config", str(missing)], capsys)
+    assert code == 2 and "cannot read config file" in err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("lr: [0.1\n")
+    code, _, err = run_cli(["run", "--config", str(broken)], capsys)
+    assert code == 2 and "cannot parse config file" in err
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("learning_rate: 0.1\n")
+    code, _, err = run_cli(["run", "--config", str(wrong)], capsys)
+    assert code == 2 and "learning_rate" in err and "valid:" in err
+
+
+def test_missing_data_offline_says_how_to_get_it(tmp_path, capsys, monkeypatch):
+    import prunekit.data as data
+
+    def offline(name, root, download):
+        raise RuntimeError("Dataset not found or corrupted." if not download else "<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr(data, "_torchvision_cifar", offline)
+    code, _, err = run_cli(["run", "--dataset", "cifar10", "--data-dir", str(tmp_path / "d"),
+                            "--out", str(tmp_path / "runs")], capsys)
+    assert code == 2 and "prunekit data import" in err and "could not be downloaded" in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_list_shows_packages_and_survives_a_broken_plugin(capsys, monkeypatch):
+    class BrokenEP:
+        value = "nowhere:thing"
+
+        def load(self):
+            raise ImportError("no module named nowhere")
+
+    reg = registry.REGISTRY
+    reg.discover()
+    monkeypatch.setitem(reg.entries["rankers"], "broken", registry._EntryPointEntry(
+        "broken", "rankers", "nowhere:thing", "thirdparty-pkg", ep=BrokenEP()))
+    code, out, err = run_cli(["list"], capsys)
+    assert code == 0, err
+    assert "broken" in out and "thirdparty-pkg" in out and "no module named nowhere" in out
+    assert "orthogonality" in out and "prunekit" in out and "nullspace" in out
+    code, _, err = run_cli(["run", "--method", "repr", "--ranker", "broken"], capsys)
+    assert code == 2 and "failed to load" in err and "thirdparty-pkg" in err
+
+
+def test_list_models_pattern(capsys):
+    code, out, _ = run_cli(["list", "--models", "timm:resnet1*"], capsys)
+    assert code == 0 and "timm:resnet18" in out.split()
+    code, out, _ = run_cli(["list", "--models", "c*"], capsys)
+    assert "c3_32" in out.split()
