@@ -130,6 +130,53 @@ def _print_summary(summary: dict) -> None:
     out.print(table)
 
 
+@cli.command()
+@_apply([o for o in RUN_OPTIONS])
+@click.option("--methods", required=True, help="Comma list of methods, e.g. standard,repr,magnitude.")
+@click.option("--seeds", default="0", show_default=True, help="Comma list of seeds.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=V1,V2", help="A grid axis: one column per value.")
+@click.option("--table-only", is_flag=True, help="Only rebuild the tables and plots from what has run.")
+@click.option("--quiet", is_flag=True, help="No progress bars; one line per epoch.")
+def bench(methods, seeds, sets, table_only, quiet, **options):
+    """Run (or resume) a grid of methods x --set values x seeds, then write table.md, table.csv and plots."""
+    from . import bench as grid_mod
+    from .engine import start_run
+    from .plot import plot_runs
+    from .progress import RichProgress
+
+    given = {k: v for k, v in options.items() if v is not None}
+    for key in ("method", "seed", "name"):
+        if key in given:
+            raise PrunekitError(f"--{key} is set per cell by bench; use --methods/--seeds (and --out for the grid folder)")
+    if "out" not in given:
+        raise PrunekitError("bench needs --out FOLDER for the grid (e.g. --out bench/c3); rerun with it")
+    out_dir = Path(given.pop("out"))
+    try:
+        seed_list = [int(s) for s in seeds.split(",")]
+    except ValueError:
+        raise PrunekitError(f"--seeds takes integers separated by commas, got {seeds!r}") from None
+    method_list = [m.strip() for m in methods.split(",") if m.strip()]
+    option_sets = grid_mod.parse_grid_sets(list(sets))
+    cells = grid_mod.grid(method_list, option_sets, seed_list)
+    configs = grid_mod.cell_configs(cells, given, out_dir)  # validates every cell before any run
+    if not table_only:
+        grid_mod.check_spec(out_dir, {"base": given, "methods": method_list, "sets": option_sets, "seeds": seed_list})
+        for i, (cell, cfg) in enumerate(zip(cells, configs), 1):
+            state = grid_mod.cell_state(out_dir, cell)
+            console.log(f"[bold]cell {i}/{len(cells)}[/bold] {cell.name}: {state}")
+            if state == "done":
+                continue
+            with RichProgress(console, cfg, quiet=quiet) as progress:
+                start_run(cfg, resume=state == "partial", callbacks=progress)
+    md, cs, rows = grid_mod.write_tables(out_dir)
+    out.print(md.read_text())
+    out.print(f"wrote {md} and {cs}")
+    first_seed = [out_dir / c.name for c in cells if c.seed == seed_list[0] and (out_dir / c.name / "metrics.jsonl").exists()]
+    if first_seed:
+        for path in plot_runs(first_seed, out_dir):
+            out.print(f"wrote {path}")
+
+
 @cli.command("list")
 @click.option("--models", "model_pattern", metavar="PATTERN", help="List models matching a glob, e.g. 'timm:*resnet*'.")
 @click.option("--options", "show_options", is_flag=True, help="Show each component's options and defaults.")

@@ -103,11 +103,13 @@ def component_class(kind: str, name: str):
     return registry.get(kind + "s", name)
 
 
-def resolve(values: dict, overrides: dict | None = None) -> RunConfig:
+def resolve(values: dict, overrides: dict | None = None, optional: frozenset = frozenset()) -> RunConfig:
     """Build a validated RunConfig from config-file ``values`` then ``overrides``.
 
     Keys may be top-level fields, ``<component>.<option>`` or a bare component
-    option (routed to the one component that takes it)."""
+    option (routed to the one component that takes it). Component options named
+    in ``optional`` are dropped, not refused, when this run's components do not
+    take them (a grid's shared options, e.g. ``s1`` beside ``standard``)."""
     merged: dict[str, Any] = {}
     routed: dict[str, dict] = {k: {} for k in COMPONENTS}
     for source in (values, overrides or {}):
@@ -126,12 +128,20 @@ def resolve(values: dict, overrides: dict | None = None) -> RunConfig:
             setattr(cfg, kind, getattr(method, kind))
     pending = {k: dict(getattr(cfg, f"{k}_args") or {}) for k in COMPONENTS}
     for kind in COMPONENTS:
-        pending[kind].update(routed[kind].pop("__explicit__", {}))
+        explicit = routed[kind].pop("__explicit__", {})
+        if getattr(cfg, kind) is None or not explicit:
+            explicit = {k: v for k, v in explicit.items() if f"{kind}.{k}" not in optional}
+        else:
+            takes = component_class(kind, getattr(cfg, kind)).options()
+            explicit = {k: v for k, v in explicit.items() if k in takes or f"{kind}.{k}" not in optional}
+        pending[kind].update(explicit)
     bare = {}
     for kind in COMPONENTS:
         bare.update(routed[kind])
     for key, value in bare.items():
         takers = [k for k in COMPONENTS if getattr(cfg, k) and key in component_class(k, getattr(cfg, k)).options()]
+        if not takers and key in optional:
+            continue
         if not takers:
             comps = ", ".join(f"{k} {getattr(cfg, k)}" for k in COMPONENTS if getattr(cfg, k))
             raise PrunekitError(
@@ -155,6 +165,11 @@ def resolve(values: dict, overrides: dict | None = None) -> RunConfig:
         setattr(cfg, f"{kind}_args", args)
     _validate(cfg)
     return cfg
+
+
+def component_keys(values: dict) -> set[str]:
+    """The keys of ``values`` that are component options (bare or dotted), not run fields."""
+    return {k.replace("-", "_") for k in values if k.replace("-", "_") not in FIELDS}
 
 
 def _place(key: str, value: Any, merged: dict, routed: dict) -> None:

@@ -94,7 +94,16 @@ def build_groups(
     ignore = list(ignore) or _default_ignored(model)
     was_training = model.training
     model.eval()
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
+    try:
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
+    except Exception as exc:  # noqa: BLE001 - tracing runs the model; any failure means "cannot trace"
+        from .errors import PrunekitError
+
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        raise PrunekitError(
+            f"cannot trace {type(model).__name__} on an input of shape {tuple(example_inputs.shape)} ({first}); "
+            f"use a model that accepts this input size or a dataset with larger images"
+        ) from None
     model.train(was_training)
     param_names = {p: n for n, p in model.named_parameters()}
     order = {m: i for i, m in enumerate(convs)}
@@ -144,6 +153,7 @@ def _module(model: nn.Module, name: str):
 
 
 def _group_slices(tp_group, graph, names, param_names):
+    modules = {n: m for m, n in names.items()}
     slices: list[Slice] = []
     unsupported: set[str] = set()
     for item in tp_group.items:
@@ -153,8 +163,10 @@ def _group_slices(tp_group, graph, names, param_names):
         channel = torch.as_tensor(list(item.root_idxs), dtype=torch.long)
         if isinstance(target, nn.Parameter):
             pname = param_names[target]
-            dim = dep.target.pruning_dim
-            slices.append(Slice(pname, "", "Parameter", "owner", dim % target.dim(), index, channel))
+            if target.dim() != 1:  # a per-channel scale is 1-D; a matrix used by some custom op is not ours to mask
+                unsupported.add(f"{pname} (parameter of shape {tuple(target.shape)} used outside a known layer)")
+                continue
+            slices.append(Slice(pname, "", "Parameter", "owner", 0, index, channel))
             continue
         mod_name = names.get(target)
         if mod_name is None or not any(True for _ in target.parameters(recurse=False)):
@@ -191,7 +203,17 @@ def _group_slices(tp_group, graph, names, param_names):
                 slices.append(Slice(prefix + "weight", mod_name, kind, "owner", 0, index, channel))
         else:
             unsupported.add(f"{mod_name} ({kind})")
+    for sl in slices:  # torch-pruning's index mapping must stay inside each tensor
+        t = _lookup(modules, sl)
+        if t is not None and len(sl.index) and int(sl.index.max()) >= t.shape[sl.dim]:
+            unsupported.add(f"{sl.name} (channel indices beyond its {t.shape[sl.dim]} channels)")
     return slices, unsupported
+
+
+def _lookup(modules: dict[str, nn.Module], sl: Slice):
+    mod_name, _, attr = sl.name.rpartition(".")
+    mod = modules.get(mod_name)
+    return getattr(mod, attr, None) if mod is not None else None
 
 
 def _ranked_filters(slices: list[Slice], model: nn.Module) -> list[str]:

@@ -86,8 +86,13 @@ def filter_rows(model: nn.Module, group: FilterGroup, name: str) -> torch.Tensor
     sl = next(s for s in group.slices if s.name == name and s.role == "owner")
     weight = _tensor(model, name).detach()
     rows = weight.movedim(sl.dim, 0).reshape(weight.shape[sl.dim], -1)[sl.index.to(weight.device)]
+    channel = sl.channel.to(rows.device)
+    if len(channel) == group.size:  # one row per channel (the usual case): a permutation
+        out = torch.empty_like(rows)
+        out[channel] = rows
+        return out
     out = torch.zeros(group.size, rows.shape[1], dtype=rows.dtype, device=rows.device)
-    return out.index_add_(0, sl.channel.to(rows.device), rows)
+    return out.index_add_(0, channel, rows)
 
 
 # --------------------------------------------------------------------------- options

@@ -113,18 +113,16 @@ class NullSpace(Reinitializer):
         ret = ctx.returning[g]
         sl = next(s for s in group.slices if s.name == name and s.role == "owner")
         weight = ctx.tensor(name)
-        k = weight[0].numel() if sl.dim == 0 else weight.numel() // weight.shape[sl.dim]
         rows = _rows(weight, sl)  # (positions × K), in slice order
         on_ret = ret[sl.channel]
         survivors = rows[~on_ret].double()
         old = before_drop_values(ctx, g, sl, ret).reshape(int(on_ret.sum()), -1).double().to(rows.device)
         d = old.shape[0]
         constraints = torch.cat([survivors, old])
-        basis, how = null_space_basis(constraints, d)
-        if basis is None:
+        new, how = null_space_sample(constraints, d, ctx.generator)
+        if new is None:
             reset_owners_for(ctx, g, sl)
-            return f"default init (null space of {constraints.shape[0]} rows in K={k} leaves no room for {d})"
-        new = _combine(basis, d, ctx.generator)  # d × K, unit rows
+            return f"default init ({how})"
         if self.scale == "norm-match":
             ref = survivors if len(survivors) else old
             new = new * ref.norm(dim=1).mean()
@@ -155,45 +153,37 @@ def reset_owners_for(ctx: ReinitContext, g: int, sl) -> None:
     write_positions(ctx, sl, ctx.returning[g], default_values(ctx, sl, cur.shape[0], cur))
 
 
-def null_space_basis(constraints: torch.Tensor, needed: int, tol: float = 1e-10):
-    """Orthonormal basis (K × m) of vectors orthogonal to ``constraints`` (r × K).
+def null_space_sample(constraints: torch.Tensor, needed: int, generator: torch.Generator):
+    """``needed`` random unit rows orthogonal to every row of ``constraints`` (r × K).
 
-    Returns (basis, how). When the full null space has fewer than ``needed``
-    dimensions, keeps only the most-overlapping ``K - needed`` rows (relaxed).
-    Returns (None, reason) when no room is left at all.
+    A Gaussian sample projected onto the null space of the constraints is a random
+    combination of an orthonormal null-space basis; the rows are then made mutually
+    orthogonal. Only a thin QR of the constraints (K × r) is needed, never a K × K
+    basis. When r + needed > K there is not enough room, so only the
+    ``K - needed`` most-overlapping constraint rows are kept ('relaxed').
+    Returns (rows, how), or (None, reason) when no room is left at all.
     """
     r, k = constraints.shape
-    basis = _svd_null(constraints, tol)
-    if basis.shape[1] >= needed:
-        return basis, f"null space (constraints {r}, null dim {basis.shape[1]})"
+    if r + needed <= k:
+        return _project_out(constraints, needed, generator), f"null space (constraints {r}, null dim {k - r})"
     keep = k - needed
     if keep < 1:
-        return None, "default"
+        return None, f"{r} constraints in K={k} leave no room for {needed}"
     o = orthogonality(constraints.float(), "filter").double()
-    top = torch.argsort(o, descending=True)[:keep]
-    basis = _svd_null(constraints[top], tol)
-    if basis.shape[1] < 1:
-        return None, "default"
-    return basis, f"relaxed null space ({keep} most-overlapping of {r} constraints, null dim {basis.shape[1]})"
+    top = constraints[torch.argsort(o, descending=True)[:keep]]
+    return _project_out(top, needed, generator), (
+        f"relaxed null space ({keep} most-overlapping of {r} constraints, null dim {k - keep})")
 
 
-def _svd_null(a: torch.Tensor, tol: float) -> torch.Tensor:
-    k = a.shape[1]
-    if a.shape[0] == 0:
-        return torch.eye(k, dtype=a.dtype, device=a.device)
-    _, s, vh = torch.linalg.svd(a, full_matrices=True)
-    rank = int((s > tol * max(s.max().item(), 1e-300)).sum())
-    return vh[rank:].T  # K × (K - rank)
-
-
-def _combine(basis: torch.Tensor, d: int, generator: torch.Generator) -> torch.Tensor:
-    """d unit vectors in span(basis): mutually orthogonal when the span allows."""
-    m = basis.shape[1]
-    coeff = torch.randn(m, d, generator=generator, dtype=basis.dtype).to(basis.device)
-    if m >= d:
-        coeff, _ = torch.linalg.qr(coeff)  # orthonormal columns
-    new = (basis @ coeff).T
-    return new / new.norm(dim=1, keepdim=True).clamp_min(1e-300)
+def _project_out(constraints: torch.Tensor, needed: int, generator: torch.Generator) -> torch.Tensor:
+    basis, _ = torch.linalg.qr(constraints.T)  # K × r, orthonormal columns spanning the constraints
+    sample = torch.randn(constraints.shape[1], needed, generator=generator, dtype=constraints.dtype)
+    sample = sample.to(constraints.device)
+    sample = sample - basis @ (basis.T @ sample)
+    q, _ = torch.linalg.qr(sample)  # mutually orthonormal, still inside the null space
+    q = q - basis @ (basis.T @ q)  # remove rounding drift back into the constraints' span
+    q = q.T
+    return q / q.norm(dim=1, keepdim=True).clamp_min(1e-300)
 
 
 # --------------------------------------------------------------------------- schedule

@@ -1,0 +1,92 @@
+"""Cost of building filter groups and of one RePr event (rank + drop, null-space restore).
+
+    python benchmarks/event_cost.py --models c3_32,resnet20,timm:resnet50 --repeats 5
+
+Median over ``repeats`` of: dependency-graph/group build, orthogonality ranking
++ selection + drop of 30 % (global), and null-space re-init + release. Writes
+benchmarks/results/event_cost.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from prunekit import registry
+from prunekit.groups import build_groups
+from prunekit.interfaces import RankContext, ReinitContext
+from prunekit.masks import FilterMasks
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def bench(model_name: str, repeats: int, image: int, ranker_name: str, reinit_name: str) -> dict:
+    torch.manual_seed(0)
+    model = registry.get("models", model_name)(num_classes=10, in_channels=3, image_size=image)
+    build_s = []
+    for _ in range(repeats):
+        s, groups = timed(lambda: build_groups(model, torch.zeros(1, 3, image, image)))
+        build_s.append(s)
+    ranker = registry.get("rankers", ranker_name).build(ranker_name)
+    reinit = registry.get("reinitializers", reinit_name).build(reinit_name)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    drop_s, restore_s = [], []
+    for r in range(repeats):
+        masks = FilterMasks(model, groups)
+        ctx = RankContext(model, groups, [d.clone() for d in masks.dropped], torch.Generator().manual_seed(r),
+                          lambda n: iter(()), F.cross_entropy, torch.device("cpu"))
+        s, _ = timed(lambda: masks.drop(ranker.select(ctx, 0.3), opt))
+        drop_s.append(s)
+        rctx = ReinitContext(model, groups, [d.clone() for d in masks.dropped], masks.before_drop,
+                             torch.Generator().manual_seed(r))
+
+        def restore():
+            with torch.no_grad():
+                reinit.reinit(rctx)
+            masks.release()
+
+        s, _ = timed(restore)
+        restore_s.append(s)
+    return {"model": model_name, "groups": len(groups), "filters": sum(g.size for g in groups),
+            "params": sum(p.numel() for p in model.parameters()), "ranker": ranker_name, "reinitializer": reinit_name,
+            "median_build_s": statistics.median(build_s), "median_rank_drop_s": statistics.median(drop_s),
+            "median_reinit_s": statistics.median(restore_s),
+            "median_rank_plus_reinit_s": statistics.median(drop_s) + statistics.median(restore_s)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="c3_32,resnet20,timm:resnet50")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--image", type=int, default=32)
+    ap.add_argument("--ranker", default="orthogonality")
+    ap.add_argument("--reinit", default="nullspace")
+    ap.add_argument("--out", default=str(RESULTS / "event_cost.json"))
+    args = ap.parse_args()
+    rows = []
+    for name in args.models.split(","):
+        r = bench(name, args.repeats, args.image, args.ranker, args.reinit)
+        rows.append(r)
+        print(f"{name:16s} {r['groups']:4d} groups {r['filters']:6d} filters  build {r['median_build_s']:.3f} s  "
+              f"rank+drop {r['median_rank_drop_s']:.3f} s  reinit {r['median_reinit_s']:.3f} s  "
+              f"rank+reinit {r['median_rank_plus_reinit_s']:.3f} s", flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"command": "python benchmarks/event_cost.py " + " ".join(
+        f"--{k} {v}" for k, v in vars(args).items() if k != "out"), "threads": torch.get_num_threads(),
+        "results": rows, "date": time.strftime("%Y-%m-%d %H:%M")}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Grids of runs (methods × option sets × seeds) and the tables that compare them.
+
+A grid lives in one folder: ``bench.json`` (the grid's spec) and one run
+directory per cell, named ``<method>[_<key>=<value>...]_seed<N>``. Running the
+same grid again skips finished cells and resumes interrupted ones, so a grid
+that takes many hours can be stopped at any point.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import resolve
+from .errors import PrunekitError
+from .records import METRICS, RunDir, atomic_write_text
+
+SPEC = "bench.json"
+
+
+@dataclass
+class Cell:
+    method: str
+    options: dict[str, Any]  # the --set values of this column
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return "_".join([self.method] + [f"{k}={_fmt(v)}" for k, v in self.options.items()])
+
+    @property
+    def name(self) -> str:
+        return f"{self.label}_seed{self.seed}"
+
+
+def _fmt(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def parse_grid_sets(pairs: list[str]) -> list[dict[str, Any]]:
+    """``--set k=a,b --set j=x`` -> every combination [{k: a, j: x}, {k: b, j: x}]."""
+    from .config import parse_value
+
+    axes = []
+    for pair in pairs:
+        if "=" not in pair:
+            raise PrunekitError(f"--set takes key=value[,value...], got {pair!r}; e.g. --set ranker=l1,random")
+        key, values = pair.split("=", 1)
+        axes.append([(key.strip(), parse_value(v)) for v in values.split(",")])
+    return [dict(combo) for combo in itertools.product(*axes)] or [{}]
+
+
+def grid(methods: list[str], option_sets: list[dict], seeds: list[int]) -> list[Cell]:
+    return [Cell(m, opts, s) for m in methods for opts in option_sets for s in seeds]
+
+
+def cell_configs(cells: list[Cell], base: dict, out: Path) -> list:
+    """Resolved configs of every cell. A component option applies to the cells whose
+    components take it; one that no cell takes is an error (a typo, most likely)."""
+    from .config import component_keys
+
+    configs, used = [], set()
+    for cell in cells:
+        values = {**base, **cell.options, "method": cell.method, "seed": cell.seed, "out": str(out), "name": cell.name}
+        keys = frozenset(component_keys(values))
+        cfg = resolve(values, optional=keys)
+        configs.append(cfg)
+        for key in keys:
+            kind, _, opt = key.rpartition(".")
+            for k in ([kind] if kind else ["ranker", "reinitializer", "schedule"]):
+                if opt in (getattr(cfg, f"{k}_args") or {}):
+                    used.add(key)
+    unused = sorted(set().union(*(component_keys({**base, **c.options}) for c in cells)) - used)
+    if unused:
+        raise PrunekitError(f"no method in this grid takes option(s) {', '.join(unused)}; see `prunekit list --options`")
+    return configs
+
+
+def check_spec(out: Path, spec: dict) -> None:
+    """Refuse to mix two different grids in one folder; write the spec for a new one."""
+    path = out / SPEC
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("base") != spec["base"]:
+            diff = sorted(k for k in set(old.get("base", {})) | set(spec["base"])
+                          if old.get("base", {}).get(k) != spec["base"].get(k))
+            raise PrunekitError(
+                f"{out} holds a grid with other base options ({', '.join(diff)}); give another --out "
+                f"or repeat the original options"
+            )
+        spec = {**spec, "methods": _union(old["methods"], spec["methods"]), "sets": _union(old["sets"], spec["sets"]),
+                "seeds": _union(old["seeds"], spec["seeds"])}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n", path)
+
+
+def _union(a: list, b: list) -> list:
+    return a + [x for x in b if x not in a]
+
+
+def cell_state(out: Path, cell: Cell) -> str:
+    rd = RunDir(out / cell.name)
+    if rd.finished:
+        return "done"
+    if rd.file("config.json").exists():
+        return "partial"
+    return "new"
+
+
+# --------------------------------------------------------------------------- tables
+COLUMNS = ["method", "runs", "epochs", "final_test_acc", "best_test_acc", "final_train_acc", "gap",
+           "wall_seconds", "images_per_s", "overhead_vs_standard"]
+
+
+def collect(out: Path) -> list[dict]:
+    """One row per (method, option set), aggregated over seeds; unfinished runs count as partial."""
+    spec_path = out / SPEC
+    if not spec_path.exists():
+        raise PrunekitError(f"{out} has no {SPEC}; give a folder made by `prunekit bench`")
+    spec = json.loads(spec_path.read_text())
+    rows = []
+    for opts in spec["sets"]:
+        for method in spec["methods"]:
+            cells = [Cell(method, opts, s) for s in spec["seeds"]]
+            records = [r for r in (_run_record(out / c.name) for c in cells) if r]
+            if not records:
+                continue
+            rows.append(_aggregate(Cell(method, opts, 0).label, records, spec["base"].get("epochs", 100)))
+    by_label = {r["method"]: r for r in rows}
+    for opts in spec["sets"]:
+        std = by_label.get(Cell("standard", opts, 0).label)
+        for method in spec["methods"]:
+            row = by_label.get(Cell(method, opts, 0).label)
+            if row and std and std["_per_epoch"] and row["_per_epoch"]:
+                row["overhead_vs_standard"] = 100 * (row["_per_epoch"] / std["_per_epoch"] - 1)
+    return rows
+
+
+def _run_record(path: Path) -> dict | None:
+    rd = RunDir(path)
+    metrics = rd.read_jsonl(METRICS)
+    if not metrics:
+        return None
+    return {"metrics": metrics, "summary": rd.read_summary()}
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _aggregate(label: str, records: list[dict], epochs: int) -> dict:
+    last = [r["metrics"][-1] for r in records]
+    done = [r for r in records if r["summary"]]
+    seconds = [sum(m["seconds"] for m in r["metrics"]) for r in records]
+    row = {
+        "method": label, "runs": f"{len(done)}/{len(records)} finished",
+        "epochs": "/".join(sorted({str(m["epoch"]) for m in last})) + f" of {epochs}",
+        "final_test_acc": _mean_std([m["test_acc"] for m in last]),
+        "best_test_acc": _mean_std([max(x["test_acc"] for x in r["metrics"]) for r in records]),
+        "final_train_acc": _mean_std([m["train_acc"] for m in last]),
+        "gap": _mean_std([m["train_acc"] - m["test_acc"] for m in last]),
+        "wall_seconds": _mean_std(seconds),
+        "images_per_s": _mean_std([statistics.mean(x["images_per_s"] for x in r["metrics"]) for r in records]),
+        "overhead_vs_standard": None,
+        "_per_epoch": statistics.mean(s / len(r["metrics"]) for s, r in zip(seconds, records)),
+    }
+    return row
+
+
+def _cell_text(key: str, value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, tuple):
+        mean, std = value
+        if key.endswith("acc") or key == "gap":
+            return f"{100 * mean:.2f} ± {100 * std:.2f}"
+        return f"{mean:.0f} ± {std:.0f}"
+    if isinstance(value, float):
+        return f"{value:+.1f} %"
+    return str(value)
+
+
+def markdown(rows: list[dict]) -> str:
+    head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
+    return head + "".join("| " + " | ".join(_cell_text(k, r[k]) for k in COLUMNS) + " |\n" for r in rows)
+
+
+def csv_text(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    header = []
+    for k in COLUMNS:
+        header += [f"{k}_mean", f"{k}_std"] if isinstance(rows[0][k], tuple) else [k]
+    w.writerow(header)
+    for r in rows:
+        line = []
+        for k in COLUMNS:
+            v = r[k]
+            line += list(v) if isinstance(v, tuple) else [v if v is not None else ""]
+        w.writerow(line)
+    return buf.getvalue()
+
+
+def write_tables(out: Path) -> tuple[Path, Path, list[dict]]:
+    rows = collect(out)
+    if not rows:
+        raise PrunekitError(f"{out} has no finished or started runs yet")
+    md, cs = out / "table.md", out / "table.csv"
+    atomic_write_text(markdown(rows), md)
+    atomic_write_text(csv_text(rows), cs)
+    return md, cs, rows

@@ -1,0 +1,84 @@
+"""`prunekit bench`: a tiny grid on synthetic data, resumable, with tables that match the runs."""
+import csv
+import json
+
+import pytest
+
+from prunekit.cli import main
+
+GRID = ["bench", "--methods", "standard,repr", "--seeds", "0,1", "--dataset", "synthetic", "--model", "c2_8",
+        "--epochs", "3", "--s1", "1", "--s2", "1", "--batch-size", "64", "--quiet"]
+
+
+def run_cli(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+        raise SystemExit(0)
+    cap = capsys.readouterr()
+    return exc.value.code, cap.out, cap.err
+
+
+def test_bench_grid_table_matches_records(tmp_path, capsys):
+    out = tmp_path / "grid"
+    code, stdout, err = run_cli([*GRID, "--out", str(out)], capsys)  # s1/s2 apply to repr, not to standard
+    assert code == 0, err
+    rows = {r["method"]: r for r in csv.DictReader((out / "table.csv").open())}
+    assert set(rows) == {"standard", "repr"}
+    for method, row in rows.items():
+        summaries = [json.loads((out / f"{method}_seed{s}" / "summary.json").read_text()) for s in (0, 1)]
+        assert float(row["final_test_acc_mean"]) == pytest.approx(sum(x["final_test_acc"] for x in summaries) / 2)
+        assert float(row["best_test_acc_mean"]) == pytest.approx(sum(x["best_test_acc"] for x in summaries) / 2)
+        gap = [x["final_train_acc"] - x["final_test_acc"] for x in summaries]
+        assert float(row["gap_mean"]) == pytest.approx(sum(gap) / 2)
+    assert rows["standard"]["overhead_vs_standard"] in ("", "0.0")
+    assert rows["repr"]["overhead_vs_standard"] != ""
+    assert json.loads((out / "repr_seed0" / "config.json").read_text())["schedule_args"]["s1"] == 1
+    md = (out / "table.md").read_text()
+    assert md.splitlines()[0].startswith("| method |") and "| repr |" in md
+    code, _, err = run_cli([*GRID, "--set", "bogus=1,2", "--out", str(tmp_path / "g2")], capsys)
+    assert code == 2 and "no method in this grid takes option(s) bogus" in err
+
+
+def test_bench_runs_resumes_and_tabulates(tmp_path, capsys):
+    out = tmp_path / "grid"
+    argv = ["bench", "--methods", "standard,repr", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
+            "--epochs", "3", "--s1", "1", "--s2", "1", "--batch-size", "64", "--quiet",
+            "--set", "next_layer=zero,random", "--out", str(out)]
+    code, stdout, err = run_cli(argv, capsys)
+    assert code == 0, err  # next_layer applies to repr; standard runs once per column as a baseline
+    assert (out / "standard_next_layer=random_seed0" / "summary.json").exists()
+    assert json.loads((out / "repr_next_layer=random_seed0" / "config.json").read_text())["reinitializer_args"]["next_layer"] == "random"
+    out = tmp_path / "grid2"
+    argv = ["bench", "--methods", "repr,random", "--seeds", "0,1", "--dataset", "synthetic", "--model", "c2_8",
+            "--epochs", "3", "--batch-size", "64", "--quiet", "--set", "schedule.s1=1", "--set", "schedule.s2=1",
+            "--set", "ranker.scope=global,layer", "--out", str(out)]
+    code, stdout, err = run_cli(argv, capsys)
+    assert code == 0, err
+    names = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert len(names) == 2 * 2 * 2
+    assert "repr_schedule.s1=1_schedule.s2=1_ranker.scope=layer_seed1" in names
+    rows = list(csv.DictReader((out / "table.csv").open()))
+    assert [r["method"] for r in rows] == [
+        "repr_schedule.s1=1_schedule.s2=1_ranker.scope=global", "random_schedule.s1=1_schedule.s2=1_ranker.scope=global",
+        "repr_schedule.s1=1_schedule.s2=1_ranker.scope=layer", "random_schedule.s1=1_schedule.s2=1_ranker.scope=layer"]
+    for row in rows:
+        finals = []
+        for seed in (0, 1):
+            summary = json.loads((out / f"{row['method']}_seed{seed}" / "summary.json").read_text())
+            finals.append(summary["final_test_acc"])
+        assert float(row["final_test_acc_mean"]) == pytest.approx(sum(finals) / 2)
+        assert row["runs"] == "2/2 finished"
+    assert "| repr_schedule.s1=1" in (out / "table.md").read_text()
+    assert (out / "curves.png").exists()
+    # a second call skips finished cells; removing one summary makes it resume that cell only
+    victim = out / "random_schedule.s1=1_schedule.s2=1_ranker.scope=layer_seed0"
+    (victim / "summary.json").unlink()
+    before = (out / names[0] / "metrics.jsonl").read_text()
+    code, stdout, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert err.count(": done") == 7 and err.count(": partial") == 1
+    assert (victim / "summary.json").exists()
+    assert (out / names[0] / "metrics.jsonl").read_text() == before
+    # a different base configuration into the same folder is refused
+    code, _, err = run_cli([*argv[:-2], "--lr", "0.5", "--out", str(out)], capsys)
+    assert code == 2 and "other base options" in err
