@@ -96,7 +96,7 @@ def check_spec(out: Path, spec: dict) -> None:
         spec = {**spec, "methods": _union(old["methods"], spec["methods"]), "sets": _union(old["sets"], spec["sets"]),
                 "seeds": _union(old["seeds"], spec["seeds"])}
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n", path)
+    atomic_write_text(json.dumps(spec, indent=2) + "\n", path)  # key order names the cells
 
 
 def _union(a: list, b: list) -> list:
