@@ -40,12 +40,15 @@ def bench(model_name: str, repeats: int, image: int, ranker_name: str, reinit_na
         build_s.append(s)
     ranker = registry.get("rankers", ranker_name).build(ranker_name)
     reinit = registry.get("reinitializers", reinit_name).build(reinit_name)
+    g = torch.Generator().manual_seed(0)
+    data = [(torch.randn(128, 3, image, image, generator=g), torch.randint(0, 10, (128,), generator=g))
+            for _ in range(getattr(ranker, "batches", 0))]  # data-driven rankers get their batches
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     drop_s, restore_s = [], []
     for r in range(repeats):
         masks = FilterMasks(model, groups)
         ctx = RankContext(model, groups, [d.clone() for d in masks.dropped], torch.Generator().manual_seed(r),
-                          lambda n: iter(()), F.cross_entropy, torch.device("cpu"))
+                          lambda n: iter(data[:n]), F.cross_entropy, torch.device("cpu"))
         s, _ = timed(lambda: masks.drop(ranker.select(ctx, 0.3), opt))
         drop_s.append(s)
         rctx = ReinitContext(model, groups, [d.clone() for d in masks.dropped], masks.before_drop,
@@ -70,15 +73,15 @@ def main() -> None:
     ap.add_argument("--models", default="c3_32,resnet20,timm:resnet50")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--image", type=int, default=32)
-    ap.add_argument("--ranker", default="orthogonality")
+    ap.add_argument("--ranker", default="orthogonality", help="comma list: one row per model and ranker")
     ap.add_argument("--reinit", default="nullspace")
     ap.add_argument("--out", default=str(RESULTS / "event_cost.json"))
     args = ap.parse_args()
     rows = []
-    for name in args.models.split(","):
-        r = bench(name, args.repeats, args.image, args.ranker, args.reinit)
+    for name, ranker in ((m, r) for m in args.models.split(",") for r in args.ranker.split(",")):
+        r = bench(name, args.repeats, args.image, ranker, args.reinit)
         rows.append(r)
-        print(f"{name:16s} {r['groups']:4d} groups {r['filters']:6d} filters  build {r['median_build_s']:.3f} s  "
+        print(f"{name:16s} {ranker:14s} {r['groups']:4d} groups {r['filters']:6d} filters  build {r['median_build_s']:.3f} s  "
               f"rank+drop {r['median_rank_drop_s']:.3f} s  reinit {r['median_reinit_s']:.3f} s  "
               f"rank+reinit {r['median_rank_plus_reinit_s']:.3f} s", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -42,14 +42,18 @@ def select_lowest(
     alive = ~torch.cat([d.cpu() for d in dropped])
     cand = alive.nonzero().flatten()
     order = cand[torch.argsort(flat[cand], stable=True)].tolist()
+    owner_of, local_of = owner.tolist(), local.tolist()
+    chosen: list[list[int]] = [[] for _ in scores]
     taken = 0
     for i in order:
         if taken >= total:
             break
-        g = int(owner[i])
+        g = owner_of[i]
         if budgets[g] == 0:
             continue
-        picks[g][local[i]] = True
+        chosen[g].append(local_of[i])
         budgets[g] -= 1
         taken += 1
+    for g, idx in enumerate(chosen):
+        picks[g][idx] = True
     return picks
