@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import resolve
+from .config import RunConfig, resolve
 from .errors import PrunekitError
 from .records import METRICS, RunDir, atomic_write_text
 
@@ -85,7 +85,7 @@ def check_spec(out: Path, spec: dict) -> None:
     """Refuse to mix two different grids in one folder; write the spec for a new one."""
     path = out / SPEC
     if path.exists():
-        old = json.loads(path.read_text())
+        old = _read_spec(path)
         if old.get("base") != spec["base"]:
             diff = sorted(k for k in set(old.get("base", {})) | set(spec["base"])
                           if old.get("base", {}).get(k) != spec["base"].get(k))
@@ -114,7 +114,7 @@ def cell_state(out: Path, cell: Cell) -> str:
 
 # --------------------------------------------------------------------------- tables
 COLUMNS = ["method", "runs", "epochs", "final_test_acc", "best_test_acc", "final_train_acc", "gap",
-           "wall_seconds", "images_per_s", "overhead_vs_standard"]
+           "wall_seconds", "images_per_s", "overhead"]  # overhead: time per epoch vs the grid's first method
 
 
 def collect(out: Path) -> list[dict]:
@@ -122,7 +122,7 @@ def collect(out: Path) -> list[dict]:
     spec_path = out / SPEC
     if not spec_path.exists():
         raise PrunekitError(f"{out} has no {SPEC}; give a folder made by `prunekit bench`")
-    spec = json.loads(spec_path.read_text())
+    spec = _read_spec(spec_path)
     rows = []
     for opts in spec["sets"]:
         for method in spec["methods"]:
@@ -130,15 +130,23 @@ def collect(out: Path) -> list[dict]:
             records = [r for r in (_run_record(out / c.name) for c in cells) if r]
             if not records:
                 continue
-            rows.append(_aggregate(Cell(method, opts, 0).label, records, spec["base"].get("epochs", 100)))
+            epochs = spec["base"].get("epochs", RunConfig().epochs)
+            rows.append(_aggregate(Cell(method, opts, 0).label, records, epochs))
     by_label = {r["method"]: r for r in rows}
     for opts in spec["sets"]:
-        std = by_label.get(Cell("standard", opts, 0).label)
+        base = by_label.get(Cell(spec["methods"][0], opts, 0).label)
         for method in spec["methods"]:
             row = by_label.get(Cell(method, opts, 0).label)
-            if row and std and std["_per_epoch"] and row["_per_epoch"]:
-                row["overhead_vs_standard"] = 100 * (row["_per_epoch"] / std["_per_epoch"] - 1)
+            if row and base and base["_per_epoch"] and row["_per_epoch"]:
+                row["overhead"] = 100 * (row["_per_epoch"] / base["_per_epoch"] - 1)
     return rows
+
+
+def _read_spec(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PrunekitError(f"cannot read {path} ({exc}); the grid record is damaged") from None
 
 
 def _run_record(path: Path) -> dict | None:
@@ -166,7 +174,7 @@ def _aggregate(label: str, records: list[dict], epochs: int) -> dict:
         "gap": _mean_std([m["train_acc"] - m["test_acc"] for m in last]),
         "wall_seconds": _mean_std(seconds),
         "images_per_s": _mean_std([statistics.mean(x["images_per_s"] for x in r["metrics"]) for r in records]),
-        "overhead_vs_standard": None,
+        "overhead": None,
         "_per_epoch": statistics.mean(s / len(r["metrics"]) for s, r in zip(seconds, records)),
     }
     return row

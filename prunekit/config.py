@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from .errors import PrunekitError
+from .errors import PrunekitError, first_line
 
 COMPONENTS = ("ranker", "reinitializer", "schedule")
 CHOICES = {
@@ -80,8 +80,7 @@ def read_config_file(path: str | Path) -> dict:
 
             data = yaml.safe_load(text)
     except Exception as exc:  # noqa: BLE001 - any parse error
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PrunekitError(f"cannot parse config file {path} ({first}); it must be a YAML or JSON mapping") from None
+        raise PrunekitError(f"cannot parse config file {path} ({first_line(exc)}); it must be a YAML or JSON mapping") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -104,64 +103,52 @@ def component_class(kind: str, name: str):
 
 
 def resolve(values: dict, overrides: dict | None = None, optional: frozenset = frozenset()) -> RunConfig:
-    """Build a validated RunConfig from config-file ``values`` then ``overrides``.
+    """Build a validated RunConfig from config-file ``values`` then ``overrides`` (later wins).
 
-    Keys may be top-level fields, ``<component>.<option>`` or a bare component
-    option (routed to the one component that takes it). Component options named
-    in ``optional`` are dropped, not refused, when this run's components do not
-    take them (a grid's shared options, e.g. ``s1`` beside ``standard``)."""
-    merged: dict[str, Any] = {}
-    routed: dict[str, dict] = {k: {} for k in COMPONENTS}
-    for source in (values, overrides or {}):
-        for key, value in source.items():
-            _place(key, value, merged, routed)
-    unknown = [k for k in merged if k not in FIELDS]
-    if unknown:
-        raise PrunekitError(
-            f"unknown config key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(FIELDS))}, "
-            f"or an option of the ranker/reinitializer/schedule (see `prunekit list --options`)"
-        )
-    cfg = RunConfig(**merged)
+    Keys may be run fields, ``<component>.<option>`` or a bare component option
+    (routed to the one component of this run that takes it). Component options
+    named in ``optional`` are dropped, not refused, when this run's components do
+    not take them (a grid's shared options, e.g. ``s1`` beside a method with no cycle)."""
+    sources = [{k.replace("-", "_"): v for k, v in src.items()} for src in (values, overrides or {})]
+    cfg = RunConfig(**{k: v for src in sources for k, v in src.items() if k in FIELDS})
     method = registry.get("methods", cfg.method)
     for kind in COMPONENTS:
         if getattr(cfg, kind) is None:
             setattr(cfg, kind, getattr(method, kind))
+    classes = {k: component_class(k, getattr(cfg, k)) for k in COMPONENTS if getattr(cfg, k)}
+    takes = {k: set(c.options()) for k, c in classes.items()}
     pending = {k: dict(getattr(cfg, f"{k}_args") or {}) for k in COMPONENTS}
+    for src in sources:  # in order, so the CLI beats the file whatever the key's spelling
+        for key, value in src.items():
+            if key in FIELDS:
+                continue
+            kind, _, opt = key.rpartition(".")
+            if kind and kind not in COMPONENTS:
+                raise PrunekitError(f"unknown config key {key!r}; dotted keys start with one of {', '.join(COMPONENTS)}")
+            takers = [kind] if kind else [k for k in takes if opt in takes[k]]
+            applies = (kind in takes and opt in takes[kind]) if kind else bool(takers)
+            if key in optional and not applies:
+                continue
+            if kind and kind not in takes:
+                raise PrunekitError(f"method {cfg.method} has no {kind}, so option {key!r} does not apply")
+            if not takers:
+                comps = ", ".join(f"{k} {getattr(cfg, k)}" for k in takes)
+                opts = sorted(set().union(*takes.values())) if takes else []
+                raise PrunekitError(
+                    f"no component of this run takes option {key!r}; valid: the config keys "
+                    f"{', '.join(sorted(FIELDS))}, or an option of {comps or 'no component'}: "
+                    f"{', '.join(opts) or '(none)'} (see `prunekit list --options`)"
+                )
+            if len(takers) > 1:
+                raise PrunekitError(f"option {key!r} is ambiguous ({', '.join(takers)}); write it as {takers[0]}.{key}")
+            pending[takers[0]][opt] = value
     for kind in COMPONENTS:
-        explicit = routed[kind].pop("__explicit__", {})
-        if getattr(cfg, kind) is None or not explicit:
-            explicit = {k: v for k, v in explicit.items() if f"{kind}.{k}" not in optional}
-        else:
-            takes = component_class(kind, getattr(cfg, kind)).options()
-            explicit = {k: v for k, v in explicit.items() if k in takes or f"{kind}.{k}" not in optional}
-        pending[kind].update(explicit)
-    bare = {}
-    for kind in COMPONENTS:
-        bare.update(routed[kind])
-    for key, value in bare.items():
-        takers = [k for k in COMPONENTS if getattr(cfg, k) and key in component_class(k, getattr(cfg, k)).options()]
-        if not takers and key in optional:
-            continue
-        if not takers:
-            comps = ", ".join(f"{k} {getattr(cfg, k)}" for k in COMPONENTS if getattr(cfg, k))
-            raise PrunekitError(
-                f"no component of this run takes option {key!r}; valid: the config keys "
-                f"{', '.join(sorted(FIELDS))}, or an option of {comps}: "
-                f"{', '.join(sorted(_all_options(cfg))) or '(none)'} (see `prunekit list --options`)"
-            )
-        if len(takers) > 1:
-            raise PrunekitError(f"option {key!r} is ambiguous ({', '.join(takers)}); write it as {takers[0]}.{key}")
-        pending[takers[0]][key] = value
-    for kind in COMPONENTS:
-        name = getattr(cfg, kind)
-        if name is None:
-            if pending[kind]:
-                raise PrunekitError(f"method {cfg.method} has no {kind}, so {kind} options {sorted(pending[kind])} do not apply")
+        if kind not in classes:
             setattr(cfg, f"{kind}_args", {})
             continue
-        cls = component_class(kind, name)
-        args = {**cls.options(), **method.defaults.get(kind, {}), **pending[kind]}
-        cls.build(f"{kind} {name!r}", **args)  # validates names and values
+        own = method.defaults.get(kind, {}) if getattr(cfg, kind) == getattr(method, kind) else {}
+        args = {**classes[kind].options(), **own, **pending[kind]}
+        classes[kind].build(f"{kind} {getattr(cfg, kind)!r}", **args)  # validates names and values
         setattr(cfg, f"{kind}_args", args)
     _validate(cfg)
     return cfg
@@ -172,43 +159,39 @@ def component_keys(values: dict) -> set[str]:
     return {k.replace("-", "_") for k in values if k.replace("-", "_") not in FIELDS}
 
 
-def _place(key: str, value: Any, merged: dict, routed: dict) -> None:
-    key = key.replace("-", "_")
-    if "." in key:
-        kind, _, opt = key.partition(".")
-        if kind not in COMPONENTS:
-            raise PrunekitError(f"unknown config key {key!r}; dotted keys start with one of {', '.join(COMPONENTS)}")
-        routed[kind].setdefault("__explicit__", {})[opt] = value
-    elif key in FIELDS:
-        merged[key] = value
-    else:
-        routed["ranker"][key] = value  # bare component option, routed once components are known
-
-
-def _all_options(cfg: RunConfig) -> set[str]:
-    out = set()
-    for k in COMPONENTS:
-        if getattr(cfg, k):
-            out |= set(component_class(k, getattr(cfg, k)).options())
-    return out
-
-
 def _validate(cfg: RunConfig) -> None:
     for key, valid in CHOICES.items():
         if getattr(cfg, key) not in valid:
             raise PrunekitError(f"{key} must be one of {', '.join(valid)}, got {getattr(cfg, key)!r}")
-    for key in ("epochs", "batch_size", "eval_batch_size"):
+    for key in ("epochs", "batch_size", "eval_batch_size", "seed"):
         value = getattr(cfg, key)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise PrunekitError(f"{key} must be a positive integer, got {value!r}")
-    if not isinstance(cfg.lr, (int, float)) or cfg.lr <= 0:
-        raise PrunekitError(f"lr must be a positive number, got {cfg.lr!r}")
-    for key in ("momentum", "weight_decay"):
-        if not isinstance(getattr(cfg, key), (int, float)) or getattr(cfg, key) < 0:
-            raise PrunekitError(f"{key} must be a number ≥ 0, got {getattr(cfg, key)!r}")
+        least = 0 if key == "seed" else 1
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise PrunekitError(f"{key} must be a {'non-negative' if least == 0 else 'positive'} integer, got {value!r}")
+    for key, least in (("lr", None), ("lr_gamma", None), ("momentum", 0), ("weight_decay", 0)):
+        value = getattr(cfg, key)
+        bad = isinstance(value, bool) or not isinstance(value, (int, float))
+        if bad or (value <= 0 if least is None else value < least):
+            raise PrunekitError(f"{key} must be a {'positive number' if least is None else 'number ≥ 0'}, got {value!r}")
+    for key in ("nesterov", "augment", "channels_last", "exclude_first"):
+        if not isinstance(getattr(cfg, key), bool):
+            raise PrunekitError(f"{key} must be true or false, got {getattr(cfg, key)!r}")
+    if isinstance(cfg.exclude, str):
+        cfg.exclude = [cfg.exclude]
+    if not isinstance(cfg.exclude, list) or not all(isinstance(p, str) for p in cfg.exclude):
+        raise PrunekitError(f"exclude must be a list of module-name patterns, got {cfg.exclude!r}")
+    if not isinstance(cfg.lr_milestones, list) or not all(isinstance(m, int) and m > 0 for m in cfg.lr_milestones):
+        raise PrunekitError(f"lr_milestones must be a list of positive epochs, got {cfg.lr_milestones!r}")
     if cfg.nesterov and cfg.momentum <= 0:
         raise PrunekitError("nesterov needs momentum > 0; add --momentum 0.9 or drop --nesterov")
+    if cfg.optimizer == "adamw" and (cfg.momentum or cfg.nesterov):
+        raise PrunekitError("momentum/nesterov apply to sgd only; drop them or use --optimizer sgd")
     registry.get("models", cfg.model)
     registry.get("datasets", cfg.dataset)
     schedule = component_class("schedule", cfg.schedule).build(f"schedule {cfg.schedule!r}", **cfg.schedule_args)
     schedule.validate(cfg.epochs)
+    events = {type(ev).__name__ for _, ev in schedule.timeline(cfg.epochs)}
+    for event, kind, flag in (("Drop", "ranker", "--ranker"), ("Restore", "reinitializer", "--reinit")):
+        if event in events and getattr(cfg, kind) is None:
+            raise PrunekitError(f"schedule {cfg.schedule!r} has {event.lower()} events but method {cfg.method!r} "
+                                f"has no {kind}; add {flag} NAME")

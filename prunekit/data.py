@@ -18,7 +18,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from .errors import PrunekitError
+from .errors import PrunekitError, first_line
 from .records import atomic_save
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -58,15 +58,21 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
 
 
 # --------------------------------------------------------------------------- loaders (entry points)
-def load_cached(name: str, root: Path) -> ImageData | None:
+_KEYS = {"train_x", "train_y", "test_x", "test_y", "classes"}
+
+
+def load_cached(name: str, root: Path) -> dict | None:
+    """The cached arrays of dataset ``name`` in ``root``, or None when it is not there."""
     path = root / f"{name}.pt"
     if not path.exists():
         return None
     try:
         d = torch.load(path, weights_only=True)
-        return d
     except Exception as exc:  # noqa: BLE001
-        raise PrunekitError(f"cannot read the cached dataset {path} ({exc}); delete it and import or download again") from None
+        raise PrunekitError(f"cannot read the cached dataset {path} ({first_line(exc)}); delete it and import or download again") from None
+    if not isinstance(d, dict) or not _KEYS <= set(d):
+        raise PrunekitError(f"{path} is not a prunekit dataset cache; delete it and import or download again")
+    return d
 
 
 def _torchvision_cifar(name: str, root: Path, download: bool) -> dict:
@@ -93,9 +99,8 @@ def _cifar(name: str, root: Path, mean, std) -> ImageData:
             except RuntimeError:
                 raw = _torchvision_cifar(name, root, download=True)
         except Exception as exc:  # noqa: BLE001 - offline, DNS, HTTP: all mean "not here"
-            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
             raise PrunekitError(
-                f"{name} is not in {root} and could not be downloaded ({reason}); "
+                f"{name} is not in {root} and could not be downloaded ({first_line(exc, 120)}); "
                 f"run `prunekit data import PATH --dataset {name}` with an image-folder copy "
                 f"(train/<class>/*, test/<class>/*; a folder or .tar.gz), or point --data-dir/$PRUNEKIT_DATA at a "
                 f"folder that has it"

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from . import registry
 from .config import RunConfig
 from .data import Batches, ImageData, data_dir
-from .errors import PrunekitError
+from .errors import PrunekitError, first_line
 from .groups import GroupSet, build_groups
 from .interfaces import Drop, RankContext, Ranker, ReinitContext, Reinitializer, Restore, Schedule
 from .masks import FilterMasks, clear_optimizer_state
@@ -137,6 +137,7 @@ class Run:
             "masks": self.masks.state_dict(),
             "data_gen": self.data_gen.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -148,10 +149,11 @@ class Run:
             self.masks.load_state_dict(state["masks"])
             self.data_gen.set_state(state["data_gen"])
             torch.set_rng_state(state["torch_rng"])
+            if self.device.type == "cuda" and state.get("cuda_rng"):
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
             self.epoch, self.best_acc, self.elapsed = int(state["epoch"]), float(state["best_acc"]), float(state["elapsed"])
         except (KeyError, RuntimeError, ValueError) as exc:
-            first = str(exc).splitlines()[0][:160]
-            raise PrunekitError(f"checkpoint in {self.dir.path} does not match this run's config ({first}); "
+            raise PrunekitError(f"checkpoint in {self.dir.path} does not match this run's config ({first_line(exc)}); "
                                 f"start a new run with --overwrite or another --name") from None
         self.masks.hold(self.optimizer)
 
@@ -161,7 +163,7 @@ class Run:
 
     def rank_batches(self, epoch: int):
         def batches(n: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-            src = Batches(self.data.train_x, self.data.train_y, self.cfg.batch_size, self.data.mean,
+            src = Batches(self.train_batches.x, self.train_batches.y, self.cfg.batch_size, self.data.mean,
                           self.data.std, device=self.device, shuffle=True,
                           generator=self.event_generator(epoch, 7), channels_last=self.cfg.channels_last)
             for i, batch in enumerate(src):

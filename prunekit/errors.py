@@ -14,3 +14,9 @@ def unknown_name(kind: str, name: str, valid) -> PrunekitError:
         f"unknown {kind} {name!r}; valid: {', '.join(valid) or '(none registered)'} "
         f"(see `prunekit list`)"
     )
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message (or its type name), for one-line errors."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]

@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
+from .errors import PrunekitError, first_line
+
 Role = Literal["owner", "state", "consumer"]
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
@@ -97,11 +99,8 @@ def build_groups(
     try:
         graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
     except Exception as exc:  # noqa: BLE001 - tracing runs the model; any failure means "cannot trace"
-        from .errors import PrunekitError
-
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
         raise PrunekitError(
-            f"cannot trace {type(model).__name__} on an input of shape {tuple(example_inputs.shape)} ({first}); "
+            f"cannot trace {type(model).__name__} on an input of shape {tuple(example_inputs.shape)} ({first_line(exc)}); "
             f"use a model that accepts this input size or a dataset with larger images"
         ) from None
     model.train(was_training)

@@ -120,7 +120,12 @@ class Configurable:
             raise PrunekitError(
                 f"{what} does not take option(s) {', '.join(bad)}; valid: {', '.join(sorted(valid)) or '(none)'}"
             )
-        return cls(**kwargs)
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as exc:  # a value of the wrong type
+            from .errors import first_line
+
+            raise PrunekitError(f"{what}: bad option value ({first_line(exc)}); see `prunekit list --options`") from None
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={getattr(self, k, v)!r}" for k, v in self.options().items())

@@ -46,9 +46,9 @@ class FilterMasks:
                     continue
                 t = _tensor(self.model, sl.name)
                 pos = sl.positions(new).to(t.device)
-                self.before_drop[g][sl.name] = torch.cat(
-                    [self.before_drop[g].get(sl.name, t.new_empty((0,) + _rest(t, sl.dim))),
-                     t.index_select(sl.dim, pos).movedim(sl.dim, 0).clone()]
+                self.before_drop[g][sl.name] = torch.cat(  # kept on the CPU: checkpoints load there
+                    [self.before_drop[g].get(sl.name, torch.empty((0,) + _rest(t, sl.dim), dtype=t.dtype)),
+                     t.index_select(sl.dim, pos).movedim(sl.dim, 0).cpu()]
                 )
                 self.before_drop[g][f"{sl.name}#pos"] = torch.cat(
                     [self.before_drop[g].get(f"{sl.name}#pos", torch.empty(0, dtype=torch.long)), pos.cpu()]

@@ -19,25 +19,25 @@ CHECKPOINT = "checkpoint.pt"
 SUMMARY = "summary.json"
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file in the same folder, then rename over ``path``."""
+def _atomic(path: Path, write) -> None:
+    """Write through ``write(tmp_path)`` into a temp file beside ``path``, then rename it over."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(obj, tmp)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
+def atomic_save(obj: Any, path: Path) -> None:
+    _atomic(path, lambda tmp: torch.save(obj, tmp))
+
+
 def atomic_write_text(text: str, path: Path) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    _atomic(path, lambda tmp: Path(tmp).write_text(text))
 
 
 class RunDir:
@@ -80,10 +80,20 @@ class RunDir:
             f.write(json.dumps(record, sort_keys=True) + "\n")
 
     def read_jsonl(self, name: str) -> list[dict]:
+        """Records of a .jsonl file; a last line cut short by a killed process is ignored."""
         path = self.file(name)
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        rows = []
+        for i, line in enumerate(lines):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                if i == len(lines) - 1:
+                    break
+                raise PrunekitError(f"{path} line {i + 1} is not JSON; the run record is damaged") from None
+        return rows
 
     def truncate_jsonl(self, name: str, keep) -> None:
         """Keep only records for which ``keep(record)`` is true (used when resuming)."""

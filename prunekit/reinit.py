@@ -32,11 +32,13 @@ def default_values(ctx: ReinitContext, sl: Slice, n: int, like: torch.Tensor) ->
         bound = default_bound(mod)
         u = torch.rand(shape, generator=ctx.generator, dtype=torch.float64)
         return ((u * 2 - 1) * bound).to(like)
+    if isinstance(mod, nn.PReLU):
+        return torch.full(shape, 0.25, dtype=like.dtype, device=like.device)
     if leaf in ("weight", "running_var"):
         return torch.ones(shape, dtype=like.dtype, device=like.device)
     if leaf in ("bias", "running_mean"):
         return torch.zeros(shape, dtype=like.dtype, device=like.device)
-    return like.clone()  # a bare parameter (e.g. a layer scale): its value before the drop
+    raise ValueError(f"no default init for {sl.name}")  # bare parameters: see reset_owners
 
 
 @torch.no_grad()
@@ -57,18 +59,27 @@ def reset_owners(ctx: ReinitContext, g: int, skip: set[str] = frozenset(), mode:
     """Owner and state slices of the returning channels (except ``skip``): the layer's
     default init (``mode="default"``), zero, or the values before the drop (``"keep"``)."""
     group: FilterGroup = ctx.groups[g]
-    ret = ctx.returning[g]
     for sl in group.slices:
-        if sl.role == "consumer" or sl.name in skip:
-            continue
-        cur = read_positions(ctx, sl, ret)
-        if mode == "keep":
-            values = before_drop_values(ctx, g, sl, ret)
-        elif mode == "zero" and sl.role == "owner":
-            values = torch.zeros_like(cur)
-        else:
-            values = default_values(ctx, sl, cur.shape[0], cur)
-        write_positions(ctx, sl, ret, values)
+        if sl.role != "consumer" and sl.name not in skip:
+            reset_slice(ctx, g, sl, mode)
+
+
+@torch.no_grad()
+def reset_slice(ctx: ReinitContext, g: int, sl: Slice, mode: str = "default") -> None:
+    """One owner/state slice of the returning channels. ``zero`` zeroes conv/linear
+    weights and biases only (norm layers get their defaults, so the filter can
+    still learn); bare parameters such as layer scales get their values from
+    before the drop in every mode."""
+    ret = ctx.returning[g]
+    cur = read_positions(ctx, sl, ret)
+    mod = ctx.model.get_submodule(sl.module) if sl.module else None
+    if mode == "keep" or mod is None:
+        values = before_drop_values(ctx, g, sl, ret)
+    elif mode == "zero" and isinstance(mod, (nn.modules.conv._ConvNd, nn.Linear)):
+        values = torch.zeros_like(cur)
+    else:
+        values = default_values(ctx, sl, cur.shape[0], cur)
+    write_positions(ctx, sl, ret, values)
 
 
 def before_drop_values(ctx: ReinitContext, g: int, sl: Slice, channels: torch.Tensor) -> torch.Tensor:
@@ -77,7 +88,7 @@ def before_drop_values(ctx: ReinitContext, g: int, sl: Slice, channels: torch.Te
     pos_saved = saved[f"{sl.name}#pos"].tolist()
     row = {p: i for i, p in enumerate(pos_saved)}
     want = sl.positions(channels).tolist()
-    return saved[sl.name][[row[p] for p in want]]
+    return saved[sl.name][[row[p] for p in want]].to(ctx.tensor(sl.name).device)
 
 
 @torch.no_grad()

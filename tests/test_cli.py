@@ -103,7 +103,7 @@ def test_config_file_and_overrides(tmp_path, capsys):
     (["--method", "nope"], "unknown method 'nope'; valid: magnitude, random, repr"),
     (["--model", "nope"], "unknown model 'nope'"),
     (["--dataset", "nope"], "unknown dataset 'nope'; valid: cifar10, cifar100, synthetic"),
-    (["--method", "repr", "--ranker", "nope"], "unknown ranker 'nope'; valid: l1, l2, orthogonality"),
+    (["--method", "repr", "--ranker", "nope"], "unknown ranker 'nope'; valid: activation, apoz, gradient, l1, l2, oracle, orthogonality"),
     (["--method", "repr", "--prune-ratio", "1.2"], "prune_ratio must be in (0, 1)"),
     (["--method", "repr", "--prune-ratio", "0"], "prune_ratio must be in (0, 1)"),
     (["--method", "repr", "--s1", "0"], "s1 must be a positive"),
@@ -173,3 +173,41 @@ def test_list_models_pattern(capsys):
     assert code == 0 and "timm:resnet18" in out.split()
     code, out, _ = run_cli(["list", "--models", "c*"], capsys)
     assert "c3_32" in out.split()
+
+
+def test_cli_beats_config_file_whatever_the_spelling(tmp_path):
+    cfg = resolve({"method": "repr", "s1": 5}, {"schedule.s1": 10})
+    assert cfg.schedule_args["s1"] == 10
+    cfg = resolve({"method": "repr", "schedule.s1": 5}, {"s1": 10})
+    assert cfg.schedule_args["s1"] == 10
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"method": "standard", "schedule": "repr"}, "has no ranker"),
+    ({"optimizer": "adamw", "momentum": 0.9}, "apply to sgd only"),
+    ({"method": "repr", "max_layer_fraction": "abc"}, "bad option value"),
+    ({"lr_milestones": 30}, "lr_milestones must be a list"),
+    ({"seed": -1}, "seed must be a non-negative integer"),
+    ({"augment": "yes"}, "augment must be true or false"),
+])
+def test_bad_values_are_one_line_errors(values, message):
+    from prunekit.errors import PrunekitError
+
+    with pytest.raises(PrunekitError, match=message):
+        resolve(values)
+
+
+def test_exclude_accepts_a_single_pattern():
+    assert resolve({"exclude": "features.0"}).exclude == ["features.0"]
+
+
+def test_a_cut_last_metrics_line_is_ignored_on_resume(tmp_path):
+    values = {"method": "standard", "dataset": "synthetic", "model": "c2_8", "epochs": 3, "out": str(tmp_path),
+              "batch_size": 64, "name": "r"}
+    with pytest.raises(KeyboardInterrupt):
+        start_run(resolve(values), callbacks=StopAfter(1))
+    with open(tmp_path / "r" / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 2, "train_lo')  # killed in the middle of a write
+    summary = start_run(resolve(values), resume=True)
+    rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and summary["epochs"] == 3

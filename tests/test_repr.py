@@ -187,3 +187,34 @@ def test_repr_schedule_events():
     for bad in ({"prune_ratio": 0.0}, {"prune_ratio": 1.0}, {"s1": 0}, {"s2": -1}, {"cycles": 0}):
         with pytest.raises(PrunekitError):
             RePrSchedule.build("t", **bad)
+
+
+def test_zero_reinit_keeps_bn_alive_and_layer_scales_come_back():
+    from prunekit_plugins.baselines import ZeroInit
+
+    torch.manual_seed(0)
+
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.bn = torch.nn.BatchNorm2d(4)
+            self.gamma = torch.nn.Parameter(torch.full((4,), 0.5))
+            self.conv2 = torch.nn.Conv2d(4, 4, 3, padding=1)
+            self.fc = torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            x = self.bn(self.conv(x)) * self.gamma.view(1, -1, 1, 1)
+            return self.fc(self.conv2(torch.relu(x)).mean((2, 3)))
+
+    model = Scaled()
+    groups = build_groups(model, torch.zeros(1, 3, 8, 8))
+    g = next(i for i, gr in enumerate(groups) if gr.name == "conv")
+    assert "gamma" in {s.name for s in groups[g].slices}
+    picks = [torch.zeros(gr.size, dtype=torch.bool) for gr in groups]
+    picks[g][[1, 2]] = True
+    _drop_and_reinit(model, groups, picks, ZeroInit.build("t"))
+    assert torch.count_nonzero(model.conv.weight[[1, 2]]) == 0
+    assert torch.equal(model.bn.weight[[1, 2]], torch.ones(2))  # norm layers get their defaults
+    assert torch.equal(model.gamma.detach()[[1, 2]], torch.full((2,), 0.5))  # layer scale: its old value
+    assert torch.count_nonzero(model.conv2.weight[:, [1, 2]]) > 0  # consumers random by default

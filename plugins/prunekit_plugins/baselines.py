@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from prunekit import PrunekitError, RankContext, Ranker, ReinitContext, Reinitializer, Schedule
+from prunekit import RankContext, Ranker, ReinitContext, Reinitializer, Schedule
 from prunekit.reinit import init_consumers, reset_owners
 
 
@@ -41,40 +41,42 @@ class RandomRanker(Ranker):
         return [torch.rand(g.size, generator=ctx.generator) for g in ctx.groups]
 
 
-class DefaultInit(Reinitializer):
+class _ResetInit(Reinitializer):
+    """Writes every owner slice of the returning filters in one ``mode`` of ``reset_owners``."""
+
+    mode = "default"
+
+    def reinit(self, ctx: ReinitContext) -> None:
+        for g, group in enumerate(ctx.groups):
+            if ctx.returning[g].any():
+                reset_owners(ctx, g, mode=self.mode)
+                init_consumers(ctx, g, self.next_layer)
+                ctx.log.append(f"{group.name}: {self.mode}")
+
+
+class DefaultInit(_ResetInit):
     """Returning filters get the layer's own default init (BatchNorm: γ=1, β=0, fresh stats)."""
 
-    def reinit(self, ctx: ReinitContext) -> None:
-        for g, group in enumerate(ctx.groups):
-            if ctx.returning[g].any():
-                reset_owners(ctx, g, mode="default")
-                init_consumers(ctx, g, self.next_layer)
-                ctx.log.append(f"{group.name}: default init")
+    mode = "default"
 
 
-class ZeroInit(Reinitializer):
-    """Returning filter weights and biases start at zero (norm layers get their defaults)."""
+class ZeroInit(_ResetInit):
+    """Returning conv/linear weights and biases start at zero; norm layers get their
+    defaults. Consumers get random inputs by default, or a zero filter could never learn."""
 
-    def reinit(self, ctx: ReinitContext) -> None:
-        for g, group in enumerate(ctx.groups):
-            if ctx.returning[g].any():
-                reset_owners(ctx, g, mode="zero")
-                init_consumers(ctx, g, self.next_layer)
-                ctx.log.append(f"{group.name}: zero")
+    mode = "zero"
+
+    def __init__(self, next_layer: str = "random"):
+        super().__init__(next_layer=next_layer)
 
 
-class KeepInit(Reinitializer):
+class KeepInit(_ResetInit):
     """Returning filters get back their values from before the drop (temporary filter dropout)."""
+
+    mode = "keep"
 
     def __init__(self, next_layer: str = "keep"):
         super().__init__(next_layer=next_layer)
-
-    def reinit(self, ctx: ReinitContext) -> None:
-        for g, group in enumerate(ctx.groups):
-            if ctx.returning[g].any():
-                reset_owners(ctx, g, mode="keep")
-                init_consumers(ctx, g, self.next_layer)
-                ctx.log.append(f"{group.name}: restored old values")
 
 
 class NoSchedule(Schedule):
@@ -84,4 +86,4 @@ class NoSchedule(Schedule):
         return []
 
 
-__all__ = ["L1", "L2", "RandomRanker", "DefaultInit", "ZeroInit", "KeepInit", "NoSchedule", "PrunekitError"]
+__all__ = ["L1", "L2", "RandomRanker", "DefaultInit", "ZeroInit", "KeepInit", "NoSchedule"]

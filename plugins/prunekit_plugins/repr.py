@@ -6,7 +6,8 @@ import math
 import torch
 
 from prunekit import Drop, PrunekitError, RankContext, Ranker, ReinitContext, Reinitializer, Restore, Schedule
-from prunekit.reinit import before_drop_values, init_consumers, default_bound, reset_owners, write_positions
+from prunekit.reinit import (before_drop_values, default_bound, init_consumers, reset_owners, reset_slice,
+                             write_positions)
 
 
 # --------------------------------------------------------------------------- ranking
@@ -121,7 +122,7 @@ class NullSpace(Reinitializer):
         constraints = torch.cat([survivors, old])
         new, how = null_space_sample(constraints, d, ctx.generator)
         if new is None:
-            reset_owners_for(ctx, g, sl)
+            reset_slice(ctx, g, sl, "default")
             return f"default init ({how})"
         if self.scale == "norm-match":
             ref = survivors if len(survivors) else old
@@ -143,14 +144,6 @@ def _rest_shape(weight: torch.Tensor, dim: int) -> tuple[int, ...]:
     shape = list(weight.shape)
     shape.pop(dim)
     return tuple(shape)
-
-
-def reset_owners_for(ctx: ReinitContext, g: int, sl) -> None:
-    """Default init for one filter tensor (the null-space fallback)."""
-    from prunekit.reinit import default_values, read_positions
-
-    cur = read_positions(ctx, sl, ctx.returning[g])
-    write_positions(ctx, sl, ctx.returning[g], default_values(ctx, sl, cur.shape[0], cur))
 
 
 def null_space_sample(constraints: torch.Tensor, needed: int, generator: torch.Generator):

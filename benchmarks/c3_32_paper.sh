@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The paper's regime for C^3(32) on CIFAR-10: standard vs RePr, 100 epochs, seed 0
+# (no augmentation, plain SGD lr 0.01, batch 128, fp32 + channels_last). Each run
+# resumes where it stopped, so this script can be interrupted and rerun at will.
+# Needs CIFAR-10 in the data cache: `prunekit data import ../shared/datasets/cifar10-jpeg.tar.gz`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=benchmarks/results/c3_32-paper
+for method in standard repr; do
+  name=${method}_seed0
+  if [ -f "$OUT/$name/summary.json" ]; then continue; fi
+  if [ -f "$OUT/$name/config.json" ]; then
+    OMP_NUM_THREADS=${THREADS:-1} prunekit run --resume "$OUT/$name" --quiet >> "$OUT/$name.log" 2>&1 &
+  else
+    OMP_NUM_THREADS=${THREADS:-1} prunekit run --method "$method" --model c3_32 --dataset cifar10 --epochs 100 \
+      --seed 0 --channels-last --out "$OUT" --name "$name" --quiet >> "$OUT/$name.log" 2>&1 &
+  fi
+done
+wait
