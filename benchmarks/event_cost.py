@@ -9,7 +9,6 @@ benchmarks/results/event_cost.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from _results import write_results
 from prunekit import registry
 from prunekit.groups import build_groups
 from prunekit.interfaces import RankContext, ReinitContext
@@ -84,11 +84,7 @@ def main() -> None:
         print(f"{name:16s} {ranker:14s} {r['groups']:4d} groups {r['filters']:6d} filters  build {r['median_build_s']:.3f} s  "
               f"rank+drop {r['median_rank_drop_s']:.3f} s  reinit {r['median_reinit_s']:.3f} s  "
               f"rank+reinit {r['median_rank_plus_reinit_s']:.3f} s", flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"command": "python benchmarks/event_cost.py " + " ".join(
-        f"--{k} {v}" for k, v in vars(args).items() if k != "out"), "threads": torch.get_num_threads(),
-        "results": rows, "date": time.strftime("%Y-%m-%d %H:%M")}, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results("event_cost.py", args, rows)
 
 
 if __name__ == "__main__":

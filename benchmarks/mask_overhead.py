@@ -10,7 +10,6 @@ the ratio, and the median of ``hold`` alone. Writes benchmarks/results/mask_over
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from _results import write_results
 from prunekit import registry
 from prunekit.groups import build_groups
 from prunekit.masks import FilterMasks
@@ -84,11 +84,7 @@ def main() -> None:
         print(f"{name:10s} step {r['median_step_ms']:8.1f} ms  with hold {r['median_step_with_hold_ms']:8.1f} ms "
               f"({r['step_ratio_overhead_pct']:+.2f} %)  hold alone {r['median_hold_ms']:.3f} ms "
               f"= {r['hold_over_step_pct']:.2f} % of a step", flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"command": "python benchmarks/mask_overhead.py " + " ".join(
-        f"--{k} {v}" for k, v in vars(args).items() if k != "out"), "threads": torch.get_num_threads(),
-        "results": rows, "date": time.strftime("%Y-%m-%d %H:%M")}, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results("mask_overhead.py", args, rows)
 
 
 if __name__ == "__main__":

@@ -4,18 +4,10 @@ import json
 
 import pytest
 
-from prunekit.cli import main
+from helpers import run_cli
 
 GRID = ["bench", "--methods", "standard,repr", "--seeds", "0,1", "--dataset", "synthetic", "--model", "c2_8",
         "--epochs", "3", "--s1", "1", "--s2", "1", "--batch-size", "64", "--quiet"]
-
-
-def run_cli(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-        raise SystemExit(0)
-    cap = capsys.readouterr()
-    return exc.value.code, cap.out, cap.err
 
 
 def test_bench_grid_table_matches_records(tmp_path, capsys):

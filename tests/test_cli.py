@@ -5,19 +5,11 @@ import pytest
 import torch
 
 from prunekit import registry
-from prunekit.cli import main
+from helpers import run_cli
 from prunekit.config import resolve
 from prunekit.engine import Callbacks, start_run
 
 FAST = ["--dataset", "synthetic", "--model", "c2_8", "--batch-size", "64", "--quiet"]
-
-
-def run_cli(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
 
 
 def test_run_writes_a_complete_record(tmp_path, capsys):
