@@ -17,3 +17,6 @@ for method in standard repr; do
   fi
 done
 wait
+# the table (mean ± std over seeds, partial runs marked) and the overlaid curves
+prunekit bench --methods standard,repr --model c3_32 --dataset cifar10 --epochs 100 --channels-last --seeds 0 \
+  --out "$OUT" --table-only

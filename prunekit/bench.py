@@ -103,6 +103,18 @@ def _union(a: list, b: list) -> list:
     return a + [x for x in b if x not in a]
 
 
+def check_cell(out: Path, cell: Cell, cfg) -> None:
+    """A cell folder that already exists must hold a run of the same configuration."""
+    rd = RunDir(out / cell.name)
+    if not rd.file("config.json").exists():
+        return
+    saved, wanted = rd.read_config(), cfg.to_dict()
+    diff = sorted(k for k in set(saved) | set(wanted) if k != "device" and saved.get(k) != wanted.get(k))
+    if diff:
+        raise PrunekitError(f"{rd.path} holds a run with other settings ({', '.join(diff)}); "
+                            f"use another --out or remove that folder")
+
+
 def cell_state(out: Path, cell: Cell) -> str:
     rd = RunDir(out / cell.name)
     if rd.finished:

@@ -159,8 +159,10 @@ def bench(methods, seeds, sets, table_only, quiet, **options):
     option_sets = grid_mod.parse_grid_sets(list(sets))
     cells = grid_mod.grid(method_list, option_sets, seed_list)
     configs = grid_mod.cell_configs(cells, given, out_dir)  # validates every cell before any run
+    grid_mod.check_spec(out_dir, {"base": given, "methods": method_list, "sets": option_sets, "seeds": seed_list})
+    for cell, cfg in zip(cells, configs):
+        grid_mod.check_cell(out_dir, cell, cfg)
     if not table_only:
-        grid_mod.check_spec(out_dir, {"base": given, "methods": method_list, "sets": option_sets, "seeds": seed_list})
         for i, (cell, cfg) in enumerate(zip(cells, configs), 1):
             state = grid_mod.cell_state(out_dir, cell)
             console.log(f"[bold]cell {i}/{len(cells)}[/bold] {cell.name}: {state}")
