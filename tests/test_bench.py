@@ -74,3 +74,13 @@ def test_bench_runs_resumes_and_tabulates(tmp_path, capsys):
     # a different base configuration into the same folder is refused
     code, _, err = run_cli([*argv[:-2], "--lr", "0.5", "--out", str(out)], capsys)
     assert code == 2 and "other base options" in err
+
+
+def test_bench_refuses_a_cell_folder_of_other_settings(tmp_path, capsys):
+    out = tmp_path / "grid"
+    code, _, err = run_cli(["run", "--method", "standard", "--dataset", "synthetic", "--model", "c2_8", "--epochs", "1",
+                            "--lr", "0.5", "--out", str(out), "--name", "standard_seed0", "--quiet"], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["bench", "--methods", "standard", "--dataset", "synthetic", "--model", "c2_8",
+                            "--epochs", "1", "--out", str(out), "--quiet"], capsys)
+    assert code == 2 and "holds a run with other settings (lr)" in err
