@@ -27,7 +27,6 @@ CONFIGS = {"fp32": ("fp32", False), "fp32+cl": ("fp32", True), "bf16+cl": ("bf16
 
 def plain_epoch_seconds(run, batches: int | None) -> float:
     """Reference: a textbook loop, torchvision per-image transforms in DataLoader workers."""
-    import torch
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, Dataset
     from torchvision import transforms

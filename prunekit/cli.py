@@ -87,7 +87,6 @@ def cli():
 def run(config_file, sets, resume_dir, overwrite, quiet, **options):
     """Train one model with one method and record the run."""
     from .config import read_config_file, resolve
-    from .engine import start_run
     from .records import RunDir
 
     given = {k: v for k, v in options.items() if v is not None}
