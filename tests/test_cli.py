@@ -203,3 +203,20 @@ def test_a_cut_last_metrics_line_is_ignored_on_resume(tmp_path):
     summary = start_run(resolve(values), resume=True)
     rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3] and summary["epochs"] == 3
+
+
+def test_a_third_party_ranker_plugs_into_the_repr_cycle(tmp_path, monkeypatch):
+    from prunekit import Ranker
+
+    class MaxAbs(Ranker):
+        def scores(self, ctx):
+            return [sum(ctx.filter_rows(g, n).abs().amax(1).cpu() for n in g.filters) for g in ctx.groups]
+
+    reg = registry.REGISTRY
+    reg.discover()
+    monkeypatch.setitem(reg.entries["rankers"], "maxabs", registry._ObjectEntry("maxabs", "rankers", "MaxAbs", "mypkg", obj=MaxAbs))
+    cfg = resolve({"method": "repr", "ranker": "maxabs", "dataset": "synthetic", "model": "c2_8", "epochs": 3,
+                   "s1": 1, "s2": 1, "batch_size": 64, "out": str(tmp_path), "scope": "layer"})
+    start_run(cfg)
+    events = [json.loads(x) for x in (tmp_path / cfg.run_name / "events.jsonl").read_text().splitlines()]
+    assert [len(v) for v in events[0]["dropped"].values()] == [2, 2]  # 30 % of 8 per layer
