@@ -1,6 +1,7 @@
 """The ``prunekit`` command: run, list, data import, plot, bench."""
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 
@@ -212,8 +213,8 @@ def _describe(obj, show_options: bool) -> str:
         if show_options:
             text += f"  [ranker={obj.ranker}, reinit={obj.reinitializer}, schedule={obj.schedule}]"
         return text
-    doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
-    return doc[0] if doc else ""
+    doc = inspect.getdoc(obj) or ""
+    return " ".join(doc.split("\n\n")[0].split())  # the first paragraph, on one line
 
 
 @cli.group()
