@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import registry
@@ -198,10 +199,10 @@ def list_(model_pattern, show_options):
         table.add_column("description" if not show_options else "options")
         for entry in registry.REGISTRY.report(kind):
             if entry.error:
-                table.add_row(entry.name, entry.package, f"[red]broken: {entry.error}[/red]")
+                table.add_row(entry.name, entry.package, f"[red]broken: {escape(entry.error)}[/red]")
                 continue
             obj = entry.load()
-            table.add_row(entry.name, entry.package, _describe(obj, show_options))
+            table.add_row(entry.name, entry.package, escape(_describe(obj, show_options)))
         out.print(table)
 
 
