@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=benchmarks/results/c3_32-paper
+COPY=../shared/datasets/cifar10-jpeg.tar.gz
+if [ -f "$COPY" ]; then prunekit data import "$COPY" 2>/dev/null || true; fi  # no-op when already cached
 for method in standard repr; do
   name=${method}_seed0
   if [ -f "$OUT/$name/summary.json" ]; then continue; fi
