@@ -1,0 +1,50 @@
+"""What each drop did in a run: filters lost per layer, and accuracy around drops and restores.
+
+    python benchmarks/drop_analysis.py benchmarks/results/c3_32-paper/repr_seed0 [--out FILE.md]
+
+Reads the run's events.jsonl and metrics.jsonl (nothing is recomputed) and
+prints a Markdown report: for each drop, the share of every layer's filters it
+took; for each drop and restore, the test accuracy of the epoch before it and of
+the epoch it opened.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from prunekit.records import EVENTS, METRICS, RunDir
+
+
+def report(run: Path) -> str:
+    rd = RunDir(run)
+    events, metrics = rd.read_jsonl(EVENTS), rd.read_jsonl(METRICS)
+    acc = {m["epoch"]: m["test_acc"] for m in metrics}  # metrics epoch k = after k epochs
+    lines = [f"# {run.name}", "", "| epoch | event | test acc before | test acc after its first epoch | filters dropped per layer |",
+             "|---|---|---|---|---|"]
+    for ev in events:
+        e = ev["epoch"]  # 0-based epoch at whose start the event happened
+        before, after = acc.get(e), acc.get(e + 1)
+        fmt = lambda a: "–" if a is None else f"{100 * a:.2f}"
+        if ev["event"] == "drop":
+            sizes = ev.get("sizes", {})
+            order = ev.get("order", list(ev["dropped"]))
+            per_layer = ", ".join(f"{g} {len(ev['dropped'][g])}/{sizes.get(g, '?')}" for g in order)
+        else:
+            per_layer = "; ".join(ev.get("log", []))[:200]
+        lines.append(f"| {e + 1} | {ev['event']} | {fmt(before)} | {fmt(after)} | {per_layer} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    text = report(args.run)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
