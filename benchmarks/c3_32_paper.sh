@@ -5,18 +5,12 @@
 # Needs CIFAR-10 in the data cache: `prunekit data import ../shared/datasets/cifar10-jpeg.tar.gz`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/_parallel_runs.sh
 OUT=benchmarks/results/c3_32-paper
-COPY=../shared/datasets/cifar10-jpeg.tar.gz
-if [ -f "$COPY" ]; then prunekit data import "$COPY" 2>/dev/null || true; fi  # no-op when already cached
+import_offline_copy
 for method in standard repr; do
-  name=${method}_seed0
-  if [ -f "$OUT/$name/summary.json" ]; then continue; fi
-  if [ -f "$OUT/$name/config.json" ]; then
-    OMP_NUM_THREADS=${THREADS:-1} prunekit run --resume "$OUT/$name" --quiet >> "$OUT/$name.log" 2>&1 &
-  else
-    OMP_NUM_THREADS=${THREADS:-1} prunekit run --method "$method" --model c3_32 --dataset cifar10 --epochs 100 \
-      --seed 0 --channels-last --out "$OUT" --name "$name" --quiet >> "$OUT/$name.log" 2>&1 &
-  fi
+  start_or_resume "$OUT" "${method}_seed0" --method "$method" --model c3_32 --dataset cifar10 --epochs 100 \
+    --seed 0 --channels-last
 done
 wait
 # the table (mean ± std over seeds, partial runs marked) and the overlaid curves

@@ -104,9 +104,25 @@ def test_nullspace_filters_are_orthogonal_to_survivors_and_old_values():
     cos = torch.nn.functional.normalize(new[ret], dim=1) @ torch.nn.functional.normalize(constraints, dim=1).T
     assert cos.abs().max() < 1e-5
     assert torch.equal(new[~ret], old[~ret])  # survivors untouched
+    unit = torch.nn.functional.normalize(new[ret].double(), dim=1)
+    assert torch.allclose(unit @ unit.T, torch.eye(4, dtype=torch.float64), atol=1e-5)  # mutually orthogonal
     # norm-match: returning filters have the survivors' mean norm
     assert torch.allclose(new[ret].norm(dim=1), old[~ret].norm(dim=1).mean().expand(4), rtol=1e-4)
     assert any("features.2" in line and "null space" in line for line in ctx.log)
+
+
+def test_null_space_sample_with_dependent_constraints():
+    from prunekit_plugins.repr import null_space_sample
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(5, 40, generator=g, dtype=torch.float64)
+    constraints = torch.cat([base, base[:3] * 2.0, torch.zeros(1, 40, dtype=torch.float64)])  # rank 5 of 9 rows
+    rows, how = null_space_sample(constraints, 6, g)
+    assert rows.shape == (6, 40) and how.startswith("null space")
+    assert (rows @ base.T).abs().max() < 1e-10
+    assert torch.allclose(rows @ rows.T, torch.eye(6, dtype=torch.float64), atol=1e-10)
+    again, _ = null_space_sample(constraints, 6, torch.Generator().manual_seed(1))
+    assert not torch.allclose(rows.abs(), again.abs())  # random combinations, not a fixed basis
 
 
 def test_first_layer_of_c3_32_relaxes_then_falls_back():

@@ -149,34 +149,31 @@ def _rest_shape(weight: torch.Tensor, dim: int) -> tuple[int, ...]:
 def null_space_sample(constraints: torch.Tensor, needed: int, generator: torch.Generator):
     """``needed`` random unit rows orthogonal to every row of ``constraints`` (r × K).
 
-    A Gaussian sample projected onto the null space of the constraints is a random
-    combination of an orthonormal null-space basis; the rows are then made mutually
-    orthogonal. Only a thin QR of the constraints (K × r) is needed, never a K × K
-    basis. When r + needed > K there is not enough room, so only the
-    ``K - needed`` most-overlapping constraint rows are kept ('relaxed').
+    One Householder QR of [constraints; Gaussian sample]ᵀ (K × (r + needed)): its
+    last ``needed`` columns are the sample with the constraints' span removed and
+    then made mutually orthonormal, i.e. random combinations of an orthonormal
+    null-space basis, exact to rounding. No K × K basis is ever formed. When
+    r + needed > K there is not enough room, so only the ``K - needed``
+    most-overlapping constraint rows are kept ('relaxed').
     Returns (rows, how), or (None, reason) when no room is left at all.
     """
     r, k = constraints.shape
     if r + needed <= k:
-        return _project_out(constraints, needed, generator), f"null space (constraints {r}, null dim {k - r})"
+        return _orthogonal_sample(constraints, needed, generator), f"null space (constraints {r}, null dim {k - r})"
     keep = k - needed
     if keep < 1:
         return None, f"{r} constraints in K={k} leave no room for {needed}"
     o = orthogonality(constraints.float(), "filter").double()
     top = constraints[torch.argsort(o, descending=True)[:keep]]
-    return _project_out(top, needed, generator), (
+    return _orthogonal_sample(top, needed, generator), (
         f"relaxed null space ({keep} most-overlapping of {r} constraints, null dim {k - keep})")
 
 
-def _project_out(constraints: torch.Tensor, needed: int, generator: torch.Generator) -> torch.Tensor:
-    basis, _ = torch.linalg.qr(constraints.T)  # K × r, orthonormal columns spanning the constraints
-    sample = torch.randn(constraints.shape[1], needed, generator=generator, dtype=constraints.dtype)
-    sample = sample.to(constraints.device)
-    sample = sample - basis @ (basis.T @ sample)
-    q, _ = torch.linalg.qr(sample)  # mutually orthonormal, still inside the null space
-    q = q - basis @ (basis.T @ q)  # remove rounding drift back into the constraints' span
-    q = q.T
-    return q / q.norm(dim=1, keepdim=True).clamp_min(1e-300)
+def _orthogonal_sample(constraints: torch.Tensor, needed: int, generator: torch.Generator) -> torch.Tensor:
+    sample = torch.randn(needed, constraints.shape[1], generator=generator, dtype=constraints.dtype)
+    stacked = torch.cat([constraints, sample.to(constraints.device)]).T  # K × (r + needed)
+    q, _ = torch.linalg.qr(stacked)  # reduced QR: column i is orthogonal to columns 0..i-1's span
+    return q[:, constraints.shape[0]:].T.contiguous()
 
 
 # --------------------------------------------------------------------------- schedule
