@@ -71,8 +71,9 @@ def filter_map(drops: list[dict]):
 def _plot_curves(runs, path: Path, plt) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
     last = max((m["epoch"] for _, metrics, _ in runs for m in metrics), default=1)
+    shaded = next((events for _, _, events in runs if events), [])  # the first run that drops
     for ax, (key, title) in zip(axes.flat, CURVES):
-        for start, end in drop_phases(runs[0][2], last):
+        for start, end in drop_phases(shaded, last):
             ax.axvspan(start, end, color="0.85", lw=0)
         for name, metrics, _ in runs:
             rows = [m for m in metrics if key in m]

@@ -77,3 +77,20 @@ def test_drop_phases_and_filter_map():
     # natural order (b.2 before b.10); b.2 has no size, so max index + 1 = 4
     assert groups == [("b.2", 4), ("b.10", 2)]
     assert grid[:, 0].tolist() == [0, 1, 0, 1, 1, 0]
+
+
+def test_curves_shade_drop_phases_even_when_the_dropping_run_is_not_first(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    spans = []
+    original = matplotlib.axes.Axes.axvspan
+
+    def recording(self, start, end, **kw):
+        spans.append((start, end))
+        return original(self, start, end, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "axvspan", recording)
+    base_run = _fake_run(tmp_path, "base_run", with_events=False)
+    repr_run = _fake_run(tmp_path, "repr_run", with_events=True)
+    plot_runs([base_run, repr_run], tmp_path / "plots")
+    assert spans == [(1, 2)] * 4  # one shaded drop phase on each of the four panels
