@@ -234,3 +234,15 @@ def test_zero_reinit_keeps_bn_alive_and_layer_scales_come_back():
     assert torch.equal(model.bn.weight[[1, 2]], torch.ones(2))  # norm layers get their defaults
     assert torch.equal(model.gamma.detach()[[1, 2]], torch.full((2,), 0.5))  # layer scale: its old value
     assert torch.count_nonzero(model.conv2.weight[:, [1, 2]]) > 0  # consumers random by default
+
+
+def test_blocked_orthogonality_of_a_large_layer_matches_the_dense_formula():
+    from prunekit_plugins.repr import orthogonality
+
+    w = torch.randn(1100, 64, generator=torch.Generator().manual_seed(0))  # three row blocks of 512
+    w[7] = 0.0  # an all-zero filter: |0 - 1| on its diagonal
+    w[900] = w[3]  # a duplicate across blocks
+    unit = torch.nn.functional.normalize(w, dim=1)
+    gram = unit @ unit.T
+    gram.diagonal().sub_(1.0)
+    assert torch.allclose(orthogonality(w), gram.abs().sum(1) / 1100, atol=1e-6)

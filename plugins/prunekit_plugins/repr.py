@@ -22,13 +22,32 @@ def orthogonality(rows: torch.Tensor, normalization: str = "filter") -> torch.Te
     j = rows.shape[0]
     if normalization == "filter":
         unit = rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        gram = unit @ unit.T
-        gram.diagonal().sub_(1.0)
-        return gram.abs().sum(1) / j
+        diag = (unit * unit).sum(1)  # 1, or 0 for an all-zero filter
+        return (_abs_gram_row_sums(unit) - diag.abs() + (diag - 1.0).abs()) / j
     unit = rows / rows.norm().clamp_min(1e-12)
     gram = unit @ unit.T
     gram.diagonal().zero_()
     return gram.mean(1).abs()
+
+
+def _abs_gram_row_sums(unit: torch.Tensor, block: int = 512) -> torch.Tensor:
+    """Σ_j |UUᵀ|[f, j] from the upper block triangle only: each off-diagonal block
+    serves its rows and (transposed) its columns, so large layers cost about half
+    of one J × J product."""
+    j = unit.shape[0]
+    if j <= block:
+        return (unit @ unit.T).abs().sum(1)
+    sums = torch.zeros(j, dtype=unit.dtype, device=unit.device)
+    starts = range(0, j, block)
+    for a in starts:
+        for b in starts:
+            if b < a:
+                continue
+            part = (unit[a:a + block] @ unit[b:b + block].T).abs()
+            sums[a:a + block] += part.sum(1)
+            if b != a:
+                sums[b:b + block] += part.sum(0)
+    return sums
 
 
 def expected_random_overlap(k: int) -> float:
@@ -147,14 +166,14 @@ def _rest_shape(weight: torch.Tensor, dim: int) -> tuple[int, ...]:
 
 
 def null_space_sample(constraints: torch.Tensor, needed: int, generator: torch.Generator):
-    """``needed`` random unit rows orthogonal to every row of ``constraints`` (r × K).
+    """``needed`` random orthonormal rows orthogonal to every row of ``constraints`` (r × K).
 
-    One Householder QR of [constraints; Gaussian sample]ᵀ (K × (r + needed)): its
-    last ``needed`` columns are the sample with the constraints' span removed and
-    then made mutually orthonormal, i.e. random combinations of an orthonormal
-    null-space basis, exact to rounding. No K × K basis is ever formed. When
-    r + needed > K there is not enough room, so only the ``K - needed``
-    most-overlapping constraint rows are kept ('relaxed').
+    A Householder QR of the constraints (K × r, float64 when they are) gives a full
+    orthogonal Q whose last K − r columns are an orthonormal basis of their null
+    space; the new rows are random combinations of that basis (a Gaussian
+    (K − r) × needed matrix, orthonormalised, then multiplied by Q without ever
+    forming Q). When r + needed > K there is not enough room, so only the
+    ``K - needed`` most-overlapping constraint rows are kept ('relaxed').
     Returns (rows, how), or (None, reason) when no room is left at all.
     """
     r, k = constraints.shape
@@ -170,10 +189,13 @@ def null_space_sample(constraints: torch.Tensor, needed: int, generator: torch.G
 
 
 def _orthogonal_sample(constraints: torch.Tensor, needed: int, generator: torch.Generator) -> torch.Tensor:
-    sample = torch.randn(needed, constraints.shape[1], generator=generator, dtype=constraints.dtype)
-    stacked = torch.cat([constraints, sample.to(constraints.device)]).T  # K × (r + needed)
-    q, _ = torch.linalg.qr(stacked)  # reduced QR: column i is orthogonal to columns 0..i-1's span
-    return q[:, constraints.shape[0]:].T.contiguous()
+    r, k = constraints.shape
+    reflectors, tau = torch.geqrf(constraints.T.contiguous())  # Cᵀ = Q R, Q (K × K) kept as reflectors
+    mix = torch.randn(k - r, needed, generator=generator, dtype=constraints.dtype)
+    mix, _ = torch.linalg.qr(mix)  # orthonormal columns: the new rows stay mutually orthonormal
+    coords = torch.zeros(k, needed, dtype=constraints.dtype, device=constraints.device)
+    coords[r:] = mix.to(constraints.device)  # coordinates in Q's null-space columns only
+    return torch.ormqr(reflectors, tau, coords).T.contiguous()  # Q @ coords
 
 
 # --------------------------------------------------------------------------- schedule
