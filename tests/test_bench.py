@@ -84,3 +84,10 @@ def test_bench_refuses_a_cell_folder_of_other_settings(tmp_path, capsys):
     code, _, err = run_cli(["bench", "--methods", "standard", "--dataset", "synthetic", "--model", "c2_8",
                             "--epochs", "1", "--out", str(out), "--quiet"], capsys)
     assert code == 2 and "holds a run with other settings (lr)" in err
+
+
+def test_table_only_on_an_empty_folder_is_a_user_error_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "nothing_ran"
+    code, _, err = run_cli([*GRID, "--out", str(out), "--table-only"], capsys)
+    assert code != 0 and "run without --table-only" in err and "Traceback" not in err
+    assert not out.exists()
