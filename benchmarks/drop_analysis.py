@@ -5,7 +5,9 @@
 Reads the run's events.jsonl and metrics.jsonl (nothing is recomputed) and
 prints a Markdown report: for each drop, the share of every layer's filters it
 took; for each drop and restore, the test accuracy of the epoch before it and of
-the epoch it opened.
+the epoch it opened; and, for runs that recorded the ranker's scores, each
+layer's mean score at each drop (orthogonality ranker: score = −O_f, so values
+near 0 mean near-orthogonal filters).
 """
 from __future__ import annotations
 
@@ -32,7 +34,27 @@ def report(run: Path) -> str:
         else:
             per_layer = "; ".join(ev.get("log", []))[:200]
         lines.append(f"| {e + 1} | {ev['event']} | {fmt(before)} | {fmt(after)} | {per_layer} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + score_table(events)) + "\n"
+
+
+def score_table(events: list[dict]) -> list[str]:
+    """Mean score per layer at each drop: of the filters alive then, and of those it dropped."""
+    drops = [ev for ev in events if ev["event"] == "drop" and "scores" in ev]
+    if not drops:
+        return []
+    order = drops[0].get("order", list(drops[0]["scores"]))
+    lines = ["", "Mean ranker score per layer at each drop (alive filters / dropped ones; higher = kept):", "",
+             "| layer | " + " | ".join(f"drop at {ev['epoch'] + 1}" for ev in drops) + " |",
+             "|---|" + "---|" * len(drops)]
+    for g in order:
+        cells = []
+        for ev in drops:
+            alive = [v for v in ev["scores"][g] if v is not None]
+            gone = [ev["scores"][g][i] for i in ev["dropped"][g]]
+            mean = lambda xs: f"{sum(xs) / len(xs):.4f}" if xs else "–"
+            cells.append(f"{mean(alive)} / {mean(gone)}")
+        lines.append(f"| {g} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> None:

@@ -179,11 +179,12 @@ class Run:
         ctx = RankContext(self.model, self.groups, [d.clone() for d in self.masks.dropped],
                           self.event_generator(epoch, 1), self.rank_batches(epoch), F.cross_entropy, self.device)
         t0 = time.perf_counter()
-        picks = self.ranker.select(ctx, ratio)
+        picks, scores = self.ranker.select_scored(ctx, ratio)
         self.masks.drop(picks, self.optimizer)
         return {
             "epoch": epoch, "event": "drop", "ratio": ratio, "seconds": time.perf_counter() - t0,
             "dropped": {g.name: p.nonzero().flatten().tolist() for g, p in zip(self.groups, picks)},
+            "scores": {g.name: _finite_or_none(s) for g, s in zip(self.groups, scores)},  # higher = kept
             "fraction": self.masks.fractions(),
             "sizes": {g.name: g.size for g in self.groups},
             "order": [g.name for g in self.groups],
@@ -329,3 +330,8 @@ def start_run(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
     run_dir.create(overwrite)
     run_dir.write_config(cfg.to_dict())
     return run.run()
+
+
+def _finite_or_none(scores: torch.Tensor) -> list[float | None]:
+    """Scores as JSON numbers; the non-finite ones (already-dropped filters) as null."""
+    return [x if math.isfinite(x) else None for x in scores.detach().double().cpu().tolist()]

@@ -161,11 +161,15 @@ class Ranker(Configurable, ABC):
 
     def select(self, ctx: RankContext, ratio: float) -> list[torch.Tensor]:
         """Bool masks (per group) of the filters to drop now."""
+        return self.select_scored(ctx, ratio)[0]
+
+    def select_scored(self, ctx: RankContext, ratio: float) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The drop masks and the scores they came from (the engine records both)."""
         from .selection import select_lowest
 
-        return select_lowest(
-            self.scores(ctx), ctx.dropped, ratio, scope=self.scope, max_layer_fraction=self.max_layer_fraction
-        )
+        scores = self.scores(ctx)
+        picks = select_lowest(scores, ctx.dropped, ratio, scope=self.scope, max_layer_fraction=self.max_layer_fraction)
+        return picks, scores
 
 
 NextLayer = Literal["zero", "random", "keep"]

@@ -27,6 +27,11 @@ def test_run_writes_a_complete_record(tmp_path, capsys):
     assert all(v == 0 for v in metrics[2]["dropped"].values())  # restored at the start of epoch 3
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
     assert [(e["epoch"], e["event"]) for e in events] == [(1, "drop"), (2, "restore"), ]
+    drop = events[0]  # the ranker's scores are recorded: the dropped filters are the lowest (global scope)
+    assert {g: len(v) for g, v in drop["scores"].items()} == drop["sizes"]
+    dropped = [v for g, v in drop["scores"].items() for i, v in enumerate(v) if i in drop["dropped"][g]]
+    kept = [v for g, v in drop["scores"].items() for i, v in enumerate(v) if i not in drop["dropped"][g]]
+    assert len(dropped) == round(0.3 * 16) and max(dropped) <= min(kept)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["final_test_acc"] == metrics[-1]["test_acc"] and summary["events"] == 2
     assert "final_test_acc" in out
