@@ -12,7 +12,9 @@ for method in standard repr; do
   start_or_resume "$OUT" "${method}_seed0" --method "$method" --model c3_32 --dataset cifar10 --epochs 100 \
     --seed 0 --channels-last
 done
-wait
+rc=0
+wait_runs || rc=$?
 # the table (mean ± std over seeds, partial runs marked) and the overlaid curves
 prunekit bench --methods standard,repr --model c3_32 --dataset cifar10 --epochs 100 --channels-last --seeds 0 \
   --out "$OUT" --table-only
+exit $rc

@@ -39,20 +39,32 @@ def report(run: Path) -> str:
 
 def score_table(events: list[dict]) -> list[str]:
     """Mean score per layer at each drop: of the filters alive then, and of those it dropped."""
-    drops = [ev for ev in events if ev["event"] == "drop" and "scores" in ev]
+    drops, held = [], {}  # held: filters dropped since the last restore, per layer
+    for ev in events:
+        if ev["event"] == "restore":
+            held = {}
+        elif ev["event"] == "drop":
+            if ev.get("scores"):
+                drops.append((ev, {g: set(v) for g, v in held.items()}))
+            for g, idx in ev["dropped"].items():
+                held.setdefault(g, set()).update(idx)
     if not drops:
         return []
-    order = drops[0].get("order", list(drops[0]["scores"]))
+    order = drops[0][0].get("order", list(drops[0][0]["scores"]))
     lines = ["", "Mean ranker score per layer at each drop (alive filters / dropped ones; higher = kept):", "",
-             "| layer | " + " | ".join(f"drop at {ev['epoch'] + 1}" for ev in drops) + " |",
+             "| layer | " + " | ".join(f"drop at {ev['epoch'] + 1}" for ev, _ in drops) + " |",
              "|---|" + "---|" * len(drops)]
+
+    def mean(xs):
+        xs = [x for x in xs if x is not None]
+        return f"{sum(xs) / len(xs):.4f}" if xs else "–"
+
     for g in order:
         cells = []
-        for ev in drops:
-            alive = [v for v in ev["scores"][g] if v is not None]
-            gone = [ev["scores"][g][i] for i in ev["dropped"][g]]
-            mean = lambda xs: f"{sum(xs) / len(xs):.4f}" if xs else "–"
-            cells.append(f"{mean(alive)} / {mean(gone)}")
+        for ev, before in drops:
+            scores = ev["scores"][g]
+            alive = [v for i, v in enumerate(scores) if i not in before.get(g, set())]
+            cells.append(f"{mean(alive)} / {mean(scores[i] for i in ev['dropped'][g])}")
         lines.append(f"| {g} | " + " | ".join(cells) + " |")
     return lines
 

@@ -179,12 +179,15 @@ class Run:
         ctx = RankContext(self.model, self.groups, [d.clone() for d in self.masks.dropped],
                           self.event_generator(epoch, 1), self.rank_batches(epoch), F.cross_entropy, self.device)
         t0 = time.perf_counter()
-        picks, scores = self.ranker.select_scored(ctx, ratio)
+        if type(self.ranker).select is not Ranker.select:  # a ranker with its own selection: no scores to record
+            picks, scores = self.ranker.select(ctx, ratio), None
+        else:
+            picks, scores = self.ranker.select_scored(ctx, ratio)
         self.masks.drop(picks, self.optimizer)
         return {
             "epoch": epoch, "event": "drop", "ratio": ratio, "seconds": time.perf_counter() - t0,
             "dropped": {g.name: p.nonzero().flatten().tolist() for g, p in zip(self.groups, picks)},
-            "scores": {g.name: _finite_or_none(s) for g, s in zip(self.groups, scores)},  # higher = kept
+            "scores": None if scores is None else {g.name: _finite_or_none(s) for g, s in zip(self.groups, scores)},
             "fraction": self.masks.fractions(),
             "sizes": {g.name: g.size for g in self.groups},
             "order": [g.name for g in self.groups],
@@ -333,5 +336,5 @@ def start_run(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
 
 
 def _finite_or_none(scores: torch.Tensor) -> list[float | None]:
-    """Scores as JSON numbers; the non-finite ones (already-dropped filters) as null."""
+    """Scores as JSON numbers (higher = kept); non-finite ones as null."""
     return [x if math.isfinite(x) else None for x in scores.detach().double().cpu().tolist()]

@@ -1,7 +1,7 @@
 """PNG pictures of finished or running run directories (``prunekit plot``).
 
 ``curves.png`` overlays the accuracy and loss curves of several runs and greys
-out the sub-network phases (drop -> restore) of the first run.
+out the sub-network phases (drop -> restore) of the first run that drops.
 ``filters_<run>.png`` shows, for one run, which filters each drop event removed.
 """
 from __future__ import annotations

@@ -225,3 +225,29 @@ def test_a_third_party_ranker_plugs_into_the_repr_cycle(tmp_path, monkeypatch):
     start_run(cfg)
     events = [json.loads(x) for x in (tmp_path / cfg.run_name / "events.jsonl").read_text().splitlines()]
     assert [len(v) for v in events[0]["dropped"].values()] == [2, 2]  # 30 % of 8 per layer
+
+
+def test_a_ranker_with_its_own_select_is_honoured(tmp_path, monkeypatch):
+    from prunekit import Ranker
+
+    class FirstTwo(Ranker):
+        """Always drops channels 0 and 1 of every group, whatever the scores say."""
+
+        def scores(self, ctx):
+            return [torch.zeros(g.size) for g in ctx.groups]
+
+        def select(self, ctx, ratio):
+            picks = [torch.zeros(g.size, dtype=torch.bool) for g in ctx.groups]
+            for p in picks:
+                p[:2] = True
+            return picks
+
+    reg = registry.REGISTRY
+    reg.discover()
+    monkeypatch.setitem(reg.entries["rankers"], "firsttwo",
+                        registry._ObjectEntry("firsttwo", "rankers", "FirstTwo", "mypkg", obj=FirstTwo))
+    cfg = resolve({"method": "repr", "ranker": "firsttwo", "dataset": "synthetic", "model": "c2_8", "epochs": 3,
+                   "s1": 1, "s2": 1, "batch_size": 64, "out": str(tmp_path)})
+    start_run(cfg)
+    events = [json.loads(x) for x in (tmp_path / cfg.run_name / "events.jsonl").read_text().splitlines()]
+    assert list(events[0]["dropped"].values()) == [[0, 1], [0, 1]] and events[0]["scores"] is None
