@@ -160,7 +160,7 @@ def bench(methods, seeds, sets, table_only, quiet, **options):
     option_sets = grid_mod.parse_grid_sets(list(sets))
     cells = grid_mod.grid(method_list, option_sets, seed_list)
     configs = grid_mod.cell_configs(cells, given, out_dir)  # validates every cell before any run
-    if table_only and not any(grid_mod.cell_state(out_dir, c) != "new" for c in cells):
+    if table_only and all(grid_mod.cell_state(out_dir, c) == "new" for c in cells):
         raise PrunekitError(f"no run of this grid in {out_dir} yet, so no table to build; run without --table-only first")
     grid_mod.check_spec(out_dir, {"base": given, "methods": method_list, "sets": option_sets, "seeds": seed_list})
     for cell, cfg in zip(cells, configs):

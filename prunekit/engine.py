@@ -179,10 +179,7 @@ class Run:
         ctx = RankContext(self.model, self.groups, [d.clone() for d in self.masks.dropped],
                           self.event_generator(epoch, 1), self.rank_batches(epoch), F.cross_entropy, self.device)
         t0 = time.perf_counter()
-        if type(self.ranker).select is not Ranker.select:  # a ranker with its own selection: no scores to record
-            picks, scores = self.ranker.select(ctx, ratio), None
-        else:
-            picks, scores = self.ranker.select_scored(ctx, ratio)
+        picks, scores = self.ranker.select_scored(ctx, ratio)
         self.masks.drop(picks, self.optimizer)
         return {
             "epoch": epoch, "event": "drop", "ratio": ratio, "seconds": time.perf_counter() - t0,

@@ -163,10 +163,13 @@ class Ranker(Configurable, ABC):
         """Bool masks (per group) of the filters to drop now."""
         return self.select_scored(ctx, ratio)[0]
 
-    def select_scored(self, ctx: RankContext, ratio: float) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """The drop masks and the scores they came from (the engine records both)."""
+    def select_scored(self, ctx: RankContext, ratio: float) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """The drop masks and the scores they came from (the engine records both);
+        a ranker that overrides ``select`` is honoured, with no scores to record."""
         from .selection import select_lowest
 
+        if type(self).select is not Ranker.select:
+            return self.select(ctx, ratio), None
         scores = self.scores(ctx)
         picks = select_lowest(scores, ctx.dropped, ratio, scope=self.scope, max_layer_fraction=self.max_layer_fraction)
         return picks, scores

@@ -38,11 +38,8 @@ def _abs_gram_row_sums(unit: torch.Tensor, block: int = 512) -> torch.Tensor:
     if j <= block:
         return (unit @ unit.T).abs().sum(1)
     sums = torch.zeros(j, dtype=unit.dtype, device=unit.device)
-    starts = range(0, j, block)
-    for a in starts:
-        for b in starts:
-            if b < a:
-                continue
+    for a in range(0, j, block):
+        for b in range(a, j, block):
             part = (unit[a:a + block] @ unit[b:b + block].T).abs()
             sums[a:a + block] += part.sum(1)
             if b != a:
