@@ -56,7 +56,8 @@ def parse_grid_sets(pairs: list[str]) -> list[dict[str, Any]]:
 
 
 def grid(methods: list[str], option_sets: list[dict], seeds: list[int]) -> list[Cell]:
-    return [Cell(m, opts, s) for m in methods for opts in option_sets for s in seeds]
+    """Seed-major, so that an interrupted grid has every column at one seed before any has two."""
+    return [Cell(m, opts, s) for s in seeds for opts in option_sets for m in methods]
 
 
 def cell_configs(cells: list[Cell], base: dict, out: Path) -> list:

@@ -137,8 +137,11 @@ def _print_summary(summary: dict) -> None:
 @click.option("--seeds", default="0", show_default=True, help="Comma list of seeds.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=V1,V2", help="A grid axis: one column per value.")
 @click.option("--table-only", is_flag=True, help="Only rebuild the tables and plots from what has run.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Cells run side by side, each in its own process (logs in OUT/<cell>.log).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads per cell (default: cores / jobs).")
 @click.option("--quiet", is_flag=True, help="No progress bars; one line per epoch.")
-def bench(methods, seeds, sets, table_only, quiet, **options):
+def bench(methods, seeds, sets, table_only, jobs, threads, quiet, **options):
     """Run (or resume) a grid of methods x --set values x seeds, then write table.md, table.csv and plots."""
     from . import bench as grid_mod
     from .engine import start_run
@@ -165,7 +168,13 @@ def bench(methods, seeds, sets, table_only, quiet, **options):
     grid_mod.check_spec(out_dir, {"base": given, "methods": method_list, "sets": option_sets, "seeds": seed_list})
     for cell, cfg in zip(cells, configs):
         grid_mod.check_cell(out_dir, cell, cfg)
-    if not table_only:
+    if not table_only and jobs > 1:
+        _bench_in_workers(out_dir, cells, configs, jobs, threads, quiet)
+    elif not table_only:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         for i, (cell, cfg) in enumerate(zip(cells, configs), 1):
             state = grid_mod.cell_state(out_dir, cell)
             console.log(f"[bold]cell {i}/{len(cells)}[/bold] {cell.name}: {state}")
@@ -180,6 +189,31 @@ def bench(methods, seeds, sets, table_only, quiet, **options):
     if first_seed:
         for path in plot_runs(first_seed, out_dir):
             out.print(f"wrote {path}")
+
+
+def _bench_in_workers(out_dir, cells, configs, jobs, threads, quiet) -> None:
+    from . import bench as grid_mod
+    from . import workers
+    from .records import RunDir
+
+    pending = []
+    for cell, cfg in zip(cells, configs):
+        state = grid_mod.cell_state(out_dir, cell)
+        console.log(f"{cell.name}: {state}")
+        if state == "done":
+            continue
+        run_dir = RunDir(out_dir / cell.name)
+        workers.prepare(run_dir, cfg.to_dict())
+        pending.append(workers.Job(cell.name, run_dir, cfg.epochs, out_dir / f"{cell.name}.log"))
+    try:
+        failed = workers.run_jobs(pending, jobs, threads or workers.default_threads(jobs), console, quiet)
+    except KeyboardInterrupt:
+        console.print("interrupted; rerun the same command to resume the grid (finished epochs are kept)")
+        sys.exit(130)
+    if failed:
+        grid_mod.write_tables(out_dir)
+        raise PrunekitError(f"{len(failed)} cell(s) failed ({', '.join(failed)}); the last line of each log is above; "
+                            f"fix the cause and rerun the same command to resume")
 
 
 @cli.command("list")

@@ -91,3 +91,26 @@ def test_table_only_on_an_empty_folder_is_a_user_error_and_writes_nothing(tmp_pa
     code, _, err = run_cli([*GRID, "--out", str(out), "--table-only"], capsys)
     assert code != 0 and "run without --table-only" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_bench_jobs_runs_cells_in_worker_processes_and_reports_a_failed_cell(tmp_path, capsys):
+    out = tmp_path / "grid"
+    argv = ["bench", "--methods", "standard,repr", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
+            "--epochs", "3", "--s1", "1", "--s2", "1", "--batch-size", "64", "--quiet", "--jobs", "2",
+            "--threads", "1", "--out", str(out)]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    rows = {r["method"]: r for r in csv.DictReader((out / "table.csv").open())}
+    for method in ("standard", "repr"):
+        summary = json.loads((out / f"{method}_seed0" / "summary.json").read_text())
+        assert float(rows[method]["final_test_acc_mean"]) == pytest.approx(summary["final_test_acc"])
+        assert "epoch 3/3" in (out / f"{method}_seed0.log").read_text()  # each worker logs to its own file
+    # a worker that fails is named with the last line of its log, and the grid exits non-zero
+    victim = out / "repr_seed0"
+    (victim / "summary.json").unlink()
+    checkpoints = [p for p in victim.iterdir() if p.suffix == ".pt"]
+    assert checkpoints
+    checkpoints[0].write_bytes(b"not a checkpoint")
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and "1 cell(s) failed (repr_seed0)" in err and "Traceback" not in err
+    assert "is damaged" in err and (out / "standard_seed0" / "summary.json").exists()

@@ -1,0 +1,4 @@
+"""``python -m prunekit``: the same command as ``prunekit``."""
+from .cli import main
+
+main()

@@ -1,0 +1,115 @@
+"""Run grid cells side by side, each in its own ``prunekit run --resume`` process.
+
+A cell's run directory (with its config.json) is written here first, so every
+worker is a plain resume: a worker that dies or is stopped leaves a run that the
+next ``prunekit bench`` picks up at its last finished epoch. Each worker gets
+``threads`` CPU threads and appends its output to ``<grid>/<cell>.log``.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .records import METRICS, RunDir
+
+POLL_SECONDS = 2.0
+
+
+@dataclass
+class Job:
+    name: str
+    run_dir: RunDir
+    epochs: int
+    log: Path
+    process: subprocess.Popen | None = None
+    task: int | None = None
+    done_epochs: int = field(default=0)
+
+
+def default_threads(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def prepare(run_dir: RunDir, config: dict) -> None:
+    """Write a new cell's run directory so that its worker can resume it."""
+    if not run_dir.file("config.json").exists():
+        run_dir.create(overwrite=False)
+        run_dir.write_config(config)
+
+
+def _start(job: Job, threads: int) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    cmd = [sys.executable, "-m", "prunekit", "run", "--resume", str(job.run_dir.path), "--quiet"]
+    with open(job.log, "a") as log:
+        job.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+
+
+def _epochs_done(job: Job) -> int:
+    return len(job.run_dir.read_jsonl(METRICS))
+
+
+def _last_line(path: Path) -> str:
+    lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else "(empty log)"
+
+
+def run_jobs(jobs: list[Job], parallel: int, threads: int, console: Console, quiet: bool) -> list[str]:
+    """Run every job, at most ``parallel`` at once; returns the names of those that failed.
+
+    Ctrl-C or SIGTERM stops all workers (each keeps its finished epochs) and re-raises
+    KeyboardInterrupt.
+    """
+    waiting, running, failed = list(jobs), [], []
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                        console=console, disable=quiet or not console.is_terminal)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with progress:
+            for job in jobs:
+                job.done_epochs = _epochs_done(job)
+            total = progress.add_task("grid epochs", total=sum(j.epochs for j in jobs),
+                                      completed=sum(j.done_epochs for j in jobs), info="")
+            while waiting or running:
+                while waiting and len(running) < parallel:
+                    job = waiting.pop(0)
+                    _start(job, threads)
+                    job.task = progress.add_task(job.name, total=job.epochs, completed=job.done_epochs, info="")
+                    console.log(f"started {job.name} (epoch {job.done_epochs}/{job.epochs}, {threads} threads, log {job.log})")
+                    running.append(job)
+                time.sleep(POLL_SECONDS)
+                for job in list(running):
+                    job.done_epochs = _epochs_done(job)
+                    progress.update(job.task, completed=job.done_epochs)
+                    code = job.process.poll()
+                    if code is None:
+                        continue
+                    running.remove(job)
+                    progress.remove_task(job.task)
+                    if code == 0 and job.run_dir.finished:
+                        console.log(f"finished {job.name}")
+                    else:
+                        failed.append(job.name)
+                        console.log(f"[red]failed[/red] {job.name} (exit {code}): {_last_line(job.log)}; see {job.log}")
+                progress.update(total, completed=sum(_epochs_done(j) for j in jobs))
+    except KeyboardInterrupt:
+        for job in running:
+            job.process.terminate()
+        for job in running:
+            job.process.wait()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return failed
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
