@@ -144,9 +144,7 @@ def _print_summary(summary: dict) -> None:
 def bench(methods, seeds, sets, table_only, jobs, threads, quiet, **options):
     """Run (or resume) a grid of methods x --set values x seeds, then write table.md, table.csv and plots."""
     from . import bench as grid_mod
-    from .engine import start_run
     from .plot import plot_runs
-    from .progress import RichProgress
 
     given = {k: v for k, v in options.items() if v is not None}
     for key in ("method", "seed", "name"):
@@ -168,20 +166,15 @@ def bench(methods, seeds, sets, table_only, jobs, threads, quiet, **options):
     grid_mod.check_spec(out_dir, {"base": given, "methods": method_list, "sets": option_sets, "seeds": seed_list})
     for cell, cfg in zip(cells, configs):
         grid_mod.check_cell(out_dir, cell, cfg)
-    if not table_only and jobs > 1:
-        _bench_in_workers(out_dir, cells, configs, jobs, threads, quiet)
-    elif not table_only:
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
-        for i, (cell, cfg) in enumerate(zip(cells, configs), 1):
-            state = grid_mod.cell_state(out_dir, cell)
-            console.log(f"[bold]cell {i}/{len(cells)}[/bold] {cell.name}: {state}")
-            if state == "done":
-                continue
-            with RichProgress(console, cfg, quiet=quiet) as progress:
-                start_run(cfg, resume=state == "partial", callbacks=progress)
+    if not table_only:
+        try:
+            if jobs > 1:
+                _bench_in_workers(out_dir, cells, configs, jobs, threads, quiet)
+            else:
+                _bench_in_process(out_dir, cells, configs, threads, quiet)
+        except KeyboardInterrupt:
+            console.print("interrupted; rerun the same command to resume the grid (finished epochs are kept)")
+            sys.exit(130)
     md, cs, rows = grid_mod.write_tables(out_dir)
     out.print(md.read_text())
     out.print(f"wrote {md} and {cs}")
@@ -189,6 +182,24 @@ def bench(methods, seeds, sets, table_only, jobs, threads, quiet, **options):
     if first_seed:
         for path in plot_runs(first_seed, out_dir):
             out.print(f"wrote {path}")
+
+
+def _bench_in_process(out_dir, cells, configs, threads, quiet) -> None:
+    from . import bench as grid_mod
+    from .engine import start_run
+    from .progress import RichProgress
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    for i, (cell, cfg) in enumerate(zip(cells, configs), 1):
+        state = grid_mod.cell_state(out_dir, cell)
+        console.log(f"[bold]cell {i}/{len(cells)}[/bold] {cell.name}: {state}")
+        if state == "done":
+            continue
+        with RichProgress(console, cfg, quiet=quiet) as progress:
+            start_run(cfg, resume=state == "partial", callbacks=progress)
 
 
 def _bench_in_workers(out_dir, cells, configs, jobs, threads, quiet) -> None:
@@ -205,11 +216,7 @@ def _bench_in_workers(out_dir, cells, configs, jobs, threads, quiet) -> None:
         run_dir = RunDir(out_dir / cell.name)
         workers.prepare(run_dir, cfg.to_dict())
         pending.append(workers.Job(cell.name, run_dir, cfg.epochs, out_dir / f"{cell.name}.log"))
-    try:
-        failed = workers.run_jobs(pending, jobs, threads or workers.default_threads(jobs), console, quiet)
-    except KeyboardInterrupt:
-        console.print("interrupted; rerun the same command to resume the grid (finished epochs are kept)")
-        sys.exit(130)
+    failed = workers.run_jobs(pending, jobs, threads or workers.default_threads(jobs), console, quiet)
     if failed:
         grid_mod.write_tables(out_dir)
         raise PrunekitError(f"{len(failed)} cell(s) failed ({', '.join(failed)}); the last line of each log is above; "

@@ -83,7 +83,7 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int, console: Console, qui
                     job = waiting.pop(0)
                     _start(job, threads)
                     job.task = progress.add_task(job.name, total=job.epochs, completed=job.done_epochs, info="")
-                    console.log(f"started {job.name} (epoch {job.done_epochs}/{job.epochs}, {threads} threads, log {job.log})")
+                    console.log(f"started {job.name} (epoch {job.done_epochs}/{job.epochs}, threads {threads}, log {job.log})")
                     running.append(job)
                 time.sleep(POLL_SECONDS)
                 for job in list(running):

@@ -114,3 +114,39 @@ def test_bench_jobs_runs_cells_in_worker_processes_and_reports_a_failed_cell(tmp
     code, _, err = run_cli(argv, capsys)
     assert code == 2 and "1 cell(s) failed (repr_seed0)" in err and "Traceback" not in err
     assert "is damaged" in err and (out / "standard_seed0" / "summary.json").exists()
+
+
+def test_sigterm_stops_every_worker_and_keeps_their_finished_epochs(tmp_path, capsys, monkeypatch):
+    """SIGTERM to `bench --jobs` (like Ctrl-C) ends all its workers; their finished epochs stay on disk."""
+    import os
+    import signal
+    import threading
+    import time
+
+    out = tmp_path / "grid"
+    argv = ["bench", "--methods", "standard", "--seeds", "0,1", "--dataset", "synthetic", "--model", "c2_8",
+            "--epochs", "500", "--batch-size", "64", "--quiet", "--jobs", "2", "--threads", "1", "--out", str(out)]
+    started = []
+    real_popen = __import__("subprocess").Popen
+
+    def recording_popen(*args, **kwargs):
+        proc = real_popen(*args, **kwargs)
+        started.append(proc)
+        return proc
+
+    def stop_after_first_epoch():
+        metrics = out / "standard_seed0" / "metrics.jsonl"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 1):
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    import prunekit.workers as workers
+
+    monkeypatch.setattr(workers.subprocess, "Popen", recording_popen)
+    threading.Thread(target=stop_after_first_epoch, daemon=True).start()
+    code, _, err = run_cli(argv, capsys)
+    assert code == 130 and "rerun the same command to resume" in err
+    assert len(started) == 2 and all(p.poll() is not None for p in started)  # no worker outlives the grid
+    done = len((out / "standard_seed0" / "metrics.jsonl").read_text().splitlines())
+    assert 1 <= done < 500 and not (out / "standard_seed0" / "summary.json").exists()
