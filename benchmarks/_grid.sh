@@ -3,3 +3,14 @@ import_offline_copy() {  # the CIFAR-10 JPEG copy next to the project, when pres
   local copy=../shared/datasets/cifar10-jpeg.tar.gz
   if [ -f "$copy" ]; then prunekit data import "$copy" 2>/dev/null || true; fi
 }
+
+link_finished_run() {  # RUN LINK: count a finished run as a cell of a second grid (bench checks the settings match)
+  local run=$1 link=$2
+  if [ -e "$link" ]; then return 0; fi
+  if [ ! -f "$run/summary.json" ]; then
+    echo "$run has not finished; run the grid that makes it first (it is reused as $link)" >&2
+    return 1
+  fi
+  mkdir -p "$(dirname "$link")"
+  ln -s "$(realpath --relative-to="$(dirname "$link")" "$run")" "$link"
+}

@@ -42,8 +42,10 @@ def _fmt(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def parse_grid_sets(pairs: list[str]) -> list[dict[str, Any]]:
-    """``--set k=a,b --set j=x`` -> every combination [{k: a, j: x}, {k: b, j: x}]."""
+def parse_grid_sets(pairs: list[str], ablate: bool = False) -> list[dict[str, Any]]:
+    """``--set k=a,b --set j=x`` -> every combination [{k: a, j: x}, {k: b, j: x}];
+    with ``ablate``, the base column and one column per value, each alone:
+    [{}, {k: a}, {k: b}, {j: x}]."""
     from .config import parse_value
 
     axes = []
@@ -52,6 +54,8 @@ def parse_grid_sets(pairs: list[str]) -> list[dict[str, Any]]:
             raise PrunekitError(f"--set takes key=value[,value...], got {pair!r}; e.g. --set ranker=l1,random")
         key, values = pair.split("=", 1)
         axes.append([(key.strip(), parse_value(v)) for v in values.split(",")])
+    if ablate:
+        return [{}] + [{key: value} for axis in axes for key, value in axis]
     return [dict(combo) for combo in itertools.product(*axes)] or [{}]
 
 
@@ -104,13 +108,18 @@ def _union(a: list, b: list) -> list:
     return a + [x for x in b if x not in a]
 
 
+# Where a run lives or runs, not what it computes: a grid folder may be moved, a
+# finished run linked in from another grid, a run resumed on another device.
+WHERE_NOT_WHAT = {"device", "out", "name", "data_dir"}
+
+
 def check_cell(out: Path, cell: Cell, cfg) -> None:
     """A cell folder that already exists must hold a run of the same configuration."""
     rd = RunDir(out / cell.name)
     if not rd.file("config.json").exists():
         return
     saved, wanted = rd.read_config(), cfg.to_dict()
-    diff = sorted(k for k in set(saved) | set(wanted) if k != "device" and saved.get(k) != wanted.get(k))
+    diff = sorted(k for k in set(saved) | set(wanted) if k not in WHERE_NOT_WHAT and saved.get(k) != wanted.get(k))
     if diff:
         raise PrunekitError(f"{rd.path} holds a run with other settings ({', '.join(diff)}); "
                             f"use another --out or remove that folder")

@@ -136,12 +136,15 @@ def _print_summary(summary: dict) -> None:
 @click.option("--methods", required=True, help="Comma list of methods, e.g. standard,repr,magnitude.")
 @click.option("--seeds", default="0", show_default=True, help="Comma list of seeds.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=V1,V2", help="A grid axis: one column per value.")
+@click.option("--ablate", is_flag=True,
+              help="Vary one --set value at a time from the method's defaults (plus a default column) "
+                   "instead of every combination.")
 @click.option("--table-only", is_flag=True, help="Only rebuild the tables and plots from what has run.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Cells run side by side, each in its own process (logs in OUT/<cell>.log).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads per cell (default: cores / jobs).")
 @click.option("--quiet", is_flag=True, help="No progress bars; one line per epoch.")
-def bench(methods, seeds, sets, table_only, jobs, threads, quiet, **options):
+def bench(methods, seeds, sets, ablate, table_only, jobs, threads, quiet, **options):
     """Run (or resume) a grid of methods x --set values x seeds, then write table.md, table.csv and plots."""
     from . import bench as grid_mod
     from .plot import plot_runs
@@ -158,7 +161,7 @@ def bench(methods, seeds, sets, table_only, jobs, threads, quiet, **options):
     except ValueError:
         raise PrunekitError(f"--seeds takes integers separated by commas, got {seeds!r}") from None
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
-    option_sets = grid_mod.parse_grid_sets(list(sets))
+    option_sets = grid_mod.parse_grid_sets(list(sets), ablate)
     cells = grid_mod.grid(method_list, option_sets, seed_list)
     configs = grid_mod.cell_configs(cells, given, out_dir)  # validates every cell before any run
     if table_only and all(grid_mod.cell_state(out_dir, c) == "new" for c in cells):
@@ -216,7 +219,7 @@ def _bench_in_workers(out_dir, cells, configs, jobs, threads, quiet) -> None:
         run_dir = RunDir(out_dir / cell.name)
         workers.prepare(run_dir, cfg.to_dict())
         pending.append(workers.Job(cell.name, run_dir, cfg.epochs, out_dir / f"{cell.name}.log"))
-    failed = workers.run_jobs(pending, jobs, threads or workers.default_threads(jobs), console, quiet)
+    failed = workers.run_jobs(pending, jobs, threads, console, quiet)
     if failed:
         grid_mod.write_tables(out_dir)
         raise PrunekitError(f"{len(failed)} cell(s) failed ({', '.join(failed)}); the last line of each log is above; "

@@ -34,8 +34,9 @@ class Job:
     done_epochs: int = field(default=0)
 
 
-def default_threads(jobs: int) -> int:
-    return max(1, (os.cpu_count() or 1) // jobs)
+def default_threads(jobs: int, cells: int) -> int:
+    """Cores shared evenly by the cells that will run at once."""
+    return max(1, (os.cpu_count() or 1) // max(1, min(jobs, cells)))
 
 
 def prepare(run_dir: RunDir, config: dict) -> None:
@@ -61,8 +62,10 @@ def _last_line(path: Path) -> str:
     return lines[-1][:200] if lines else "(empty log)"
 
 
-def run_jobs(jobs: list[Job], parallel: int, threads: int, console: Console, quiet: bool) -> list[str]:
+def run_jobs(jobs: list[Job], parallel: int, threads: int | None, console: Console, quiet: bool) -> list[str]:
     """Run every job, at most ``parallel`` at once; returns the names of those that failed.
+
+    ``threads=None`` shares the cores among the jobs running at once (a last job alone gets all).
 
     Ctrl-C or SIGTERM stops all workers (each keeps its finished epochs) and re-raises
     KeyboardInterrupt.
@@ -80,10 +83,11 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int, console: Console, qui
                                       completed=sum(j.done_epochs for j in jobs), info="")
             while waiting or running:
                 while waiting and len(running) < parallel:
+                    n_threads = threads or default_threads(parallel, len(waiting) + len(running))
                     job = waiting.pop(0)
-                    _start(job, threads)
+                    _start(job, n_threads)
                     job.task = progress.add_task(job.name, total=job.epochs, completed=job.done_epochs, info="")
-                    console.log(f"started {job.name} (epoch {job.done_epochs}/{job.epochs}, threads {threads}, log {job.log})")
+                    console.log(f"started {job.name} (epoch {job.done_epochs}/{job.epochs}, threads {n_threads}, log {job.log})")
                     running.append(job)
                 time.sleep(POLL_SECONDS)
                 for job in list(running):

@@ -150,3 +150,38 @@ def test_sigterm_stops_every_worker_and_keeps_their_finished_epochs(tmp_path, ca
     assert len(started) == 2 and all(p.poll() is not None for p in started)  # no worker outlives the grid
     done = len((out / "standard_seed0" / "metrics.jsonl").read_text().splitlines())
     assert 1 <= done < 500 and not (out / "standard_seed0" / "summary.json").exists()
+
+
+def test_ablate_varies_one_value_at_a_time_and_finished_runs_can_be_moved_or_linked(tmp_path, capsys):
+    out = tmp_path / "ablations"
+    common = ["--dataset", "synthetic", "--model", "c2_8", "--epochs", "3", "--s1", "1", "--s2", "1",
+              "--batch-size", "64", "--quiet"]
+    argv = ["bench", "--methods", "repr", "--ablate", "--set", "next_layer=random", "--set", "reinitializer=default,keep",
+            *common]
+    code, _, err = run_cli([*argv, "--out", str(out)], capsys)
+    assert code == 0, err
+    names = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert names == ["repr_next_layer=random_seed0", "repr_reinitializer=default_seed0",
+                     "repr_reinitializer=keep_seed0", "repr_seed0"]  # a default column, then one change each
+    configs = {n: json.loads((out / n / "config.json").read_text()) for n in names}
+    assert configs["repr_next_layer=random_seed0"]["reinitializer"] == "nullspace"
+    assert configs["repr_next_layer=random_seed0"]["reinitializer_args"]["next_layer"] == "random"
+    assert configs["repr_reinitializer=keep_seed0"]["reinitializer"] == "keep"
+    assert configs["repr_seed0"]["reinitializer_args"]["next_layer"] == "zero"
+    rows = [r["method"] for r in csv.DictReader((out / "table.csv").open())]
+    assert rows == ["repr", "repr_next_layer=random", "repr_reinitializer=default", "repr_reinitializer=keep"]
+    # a moved grid folder still resumes: every cell is found finished, nothing reruns
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    code, _, err = run_cli([*argv, "--out", str(moved)], capsys)
+    assert code == 0 and err.count(": done") == 4, err
+    # a finished run linked into another grid under the name of an identical cell counts as that cell
+    other = tmp_path / "criteria"
+    other.mkdir()
+    (other / "repr_ranker=orthogonality_seed0").symlink_to(moved / "repr_seed0", target_is_directory=True)
+    code, _, err = run_cli(["bench", "--methods", "repr", "--set", "ranker=orthogonality", *common, "--out", str(other)],
+                           capsys)
+    assert code == 0 and err.count(": done") == 1, err
+    row = next(csv.DictReader((other / "table.csv").open()))
+    summary = json.loads((moved / "repr_seed0" / "summary.json").read_text())
+    assert float(row["final_test_acc_mean"]) == pytest.approx(summary["final_test_acc"])
