@@ -18,7 +18,7 @@ from typing import Any
 
 from .config import RunConfig, resolve
 from .errors import PrunekitError
-from .records import METRICS, RunDir, atomic_write_text
+from .records import LOCATION_KEYS, METRICS, RunDir, atomic_write_text
 
 SPEC = "bench.json"
 
@@ -108,21 +108,37 @@ def _union(a: list, b: list) -> list:
     return a + [x for x in b if x not in a]
 
 
-# Where a run lives or runs, not what it computes: a grid folder may be moved, a
-# finished run linked in from another grid, a run resumed on another device.
-WHERE_NOT_WHAT = {"device", "out", "name", "data_dir"}
-
-
 def check_cell(out: Path, cell: Cell, cfg) -> None:
     """A cell folder that already exists must hold a run of the same configuration."""
     rd = RunDir(out / cell.name)
     if not rd.file("config.json").exists():
         return
     saved, wanted = rd.read_config(), cfg.to_dict()
-    diff = sorted(k for k in set(saved) | set(wanted) if k not in WHERE_NOT_WHAT and saved.get(k) != wanted.get(k))
+    diff = sorted(k for k in set(saved) | set(wanted) if k not in LOCATION_KEYS and saved.get(k) != wanted.get(k))
     if diff:
         raise PrunekitError(f"{rd.path} holds a run with other settings ({', '.join(diff)}); "
                             f"use another --out or remove that folder")
+
+
+def ready_cell(out: Path, cell: Cell, cfg, cells: list[Cell], share_warmup: bool) -> str:
+    """Make an unfinished cell's run directory resumable; returns how the cell starts.
+
+    A new cell starts from the warm-up state of a same-seed cell of the grid when
+    one fits (see warmup.py), else from scratch."""
+    from . import warmup
+
+    rd = RunDir(out / cell.name)
+    if rd.file("config.json").exists():
+        return f"resumes after epoch {len(rd.read_jsonl(METRICS))}"
+    if share_warmup:
+        found = warmup.find_source(cfg, [out / c.name for c in cells if c.seed == cell.seed and c != cell])
+        if found:
+            source, epoch = found
+            warmup.start_from_warmup(source, epoch, rd, cfg)
+            return f"starts from the warm-up of {source.path.name} (epochs 1-{epoch})"
+    rd.create(overwrite=False)
+    rd.write_config(cfg.to_dict())
+    return "starts"
 
 
 def cell_state(out: Path, cell: Cell) -> str:

@@ -140,11 +140,14 @@ def _print_summary(summary: dict) -> None:
               help="Vary one --set value at a time from the method's defaults (plus a default column) "
                    "instead of every combination.")
 @click.option("--table-only", is_flag=True, help="Only rebuild the tables and plots from what has run.")
+@click.option("--share-warmup/--no-share-warmup", default=True, show_default=True,
+              help="Start a new cell from the state of a same-seed cell at its schedule's first event, "
+                   "when their training settings agree (the same numbers, fewer epochs).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Cells run side by side, each in its own process (logs in OUT/<cell>.log).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads per cell (default: cores / jobs).")
 @click.option("--quiet", is_flag=True, help="No progress bars; one line per epoch.")
-def bench(methods, seeds, sets, ablate, table_only, jobs, threads, quiet, **options):
+def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads, quiet, **options):
     """Run (or resume) a grid of methods x --set values x seeds, then write table.md, table.csv and plots."""
     from . import bench as grid_mod
     from .plot import plot_runs
@@ -172,9 +175,9 @@ def bench(methods, seeds, sets, ablate, table_only, jobs, threads, quiet, **opti
     if not table_only:
         try:
             if jobs > 1:
-                _bench_in_workers(out_dir, cells, configs, jobs, threads, quiet)
+                _bench_in_workers(out_dir, cells, configs, share_warmup, jobs, threads, quiet)
             else:
-                _bench_in_process(out_dir, cells, configs, threads, quiet)
+                _bench_in_process(out_dir, cells, configs, share_warmup, threads, quiet)
         except KeyboardInterrupt:
             console.print("interrupted; rerun the same command to resume the grid (finished epochs are kept)")
             sys.exit(130)
@@ -187,7 +190,7 @@ def bench(methods, seeds, sets, ablate, table_only, jobs, threads, quiet, **opti
             out.print(f"wrote {path}")
 
 
-def _bench_in_process(out_dir, cells, configs, threads, quiet) -> None:
+def _bench_in_process(out_dir, cells, configs, share_warmup, threads, quiet) -> None:
     from . import bench as grid_mod
     from .engine import start_run
     from .progress import RichProgress
@@ -197,28 +200,29 @@ def _bench_in_process(out_dir, cells, configs, threads, quiet) -> None:
 
         torch.set_num_threads(threads)
     for i, (cell, cfg) in enumerate(zip(cells, configs), 1):
-        state = grid_mod.cell_state(out_dir, cell)
-        console.log(f"[bold]cell {i}/{len(cells)}[/bold] {cell.name}: {state}")
-        if state == "done":
+        if grid_mod.cell_state(out_dir, cell) == "done":
+            console.log(f"[bold]cell {i}/{len(cells)}[/bold] {cell.name}: done")
             continue
+        how = grid_mod.ready_cell(out_dir, cell, cfg, cells, share_warmup)
+        console.log(f"[bold]cell {i}/{len(cells)}[/bold] {cell.name}: {how}")
         with RichProgress(console, cfg, quiet=quiet) as progress:
-            start_run(cfg, resume=state == "partial", callbacks=progress)
+            start_run(cfg, resume=True, callbacks=progress)
 
 
-def _bench_in_workers(out_dir, cells, configs, jobs, threads, quiet) -> None:
+def _bench_in_workers(out_dir, cells, configs, share_warmup, jobs, threads, quiet) -> None:
+    from functools import partial
+
     from . import bench as grid_mod
     from . import workers
     from .records import RunDir
 
     pending = []
     for cell, cfg in zip(cells, configs):
-        state = grid_mod.cell_state(out_dir, cell)
-        console.log(f"{cell.name}: {state}")
-        if state == "done":
+        if grid_mod.cell_state(out_dir, cell) == "done":
+            console.log(f"{cell.name}: done")
             continue
-        run_dir = RunDir(out_dir / cell.name)
-        workers.prepare(run_dir, cfg.to_dict())
-        pending.append(workers.Job(cell.name, run_dir, cfg.epochs, out_dir / f"{cell.name}.log"))
+        ready = partial(grid_mod.ready_cell, out_dir, cell, cfg, cells, share_warmup)
+        pending.append(workers.Job(cell.name, RunDir(out_dir / cell.name), cfg.epochs, out_dir / f"{cell.name}.log", ready))
     failed = workers.run_jobs(pending, jobs, threads, console, quiet)
     if failed:
         grid_mod.write_tables(out_dir)

@@ -123,6 +123,7 @@ class Run:
         self.epoch = 0
         self.best_acc = 0.0
         self.elapsed = 0.0
+        self.first_event = self.schedule.first_event(cfg.epochs)  # the state then is kept (see warmup.py)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
@@ -284,7 +285,10 @@ class Run:
             }
             self.dir.append(METRICS, record)
             self.epoch = epoch + 1
-            self.dir.save_checkpoint(self.state_dict())
+            state = self.state_dict()
+            self.dir.save_checkpoint(state)
+            if self.epoch == self.first_event:
+                self.dir.save_warmup(state)
             self.cb.epoch_end(record)
         summary = self.summary()
         self.dir.write_summary(summary)

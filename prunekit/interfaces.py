@@ -205,6 +205,10 @@ class Schedule(Configurable, ABC):
     def timeline(self, epochs: int) -> list[tuple[int, Event]]:
         return [(e, ev) for e in range(epochs) for ev in self.events(e, epochs)]
 
+    def first_event(self, epochs: int) -> int | None:
+        """The epoch at whose start the schedule first acts; None when it never does."""
+        return next((e for e in range(epochs) if self.events(e, epochs)), None)
+
 
 @dataclass(frozen=True)
 class Method:

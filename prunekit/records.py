@@ -17,6 +17,14 @@ METRICS = "metrics.jsonl"
 EVENTS = "events.jsonl"
 CHECKPOINT = "checkpoint.pt"
 SUMMARY = "summary.json"
+WARMUP = "warmup.pt"  # the state at the schedule's first event, kept for runs that share the warm-up
+WARMUP_INFO = "warmup.json"
+FORK = "fork.json"  # in a run that started from another run's warm-up: where from, at which epoch
+
+# Config keys that say where a run lives or runs, not what it computes: a grid
+# folder may be moved, a finished run linked into another grid, a run resumed on
+# another device.
+LOCATION_KEYS = {"device", "out", "name", "data_dir"}
 
 
 def _atomic(path: Path, write) -> None:
@@ -111,6 +119,16 @@ class RunDir:
             return torch.load(path, weights_only=True, map_location="cpu")
         except Exception as exc:  # noqa: BLE001
             raise PrunekitError(f"cannot load checkpoint {path} ({type(exc).__name__}); it is damaged or not a prunekit checkpoint") from None
+
+    def save_warmup(self, state: dict) -> None:
+        atomic_save(state, self.file(WARMUP))
+        atomic_write_text(json.dumps({"epoch": int(state["epoch"])}) + "\n", self.file(WARMUP_INFO))
+
+    def warmup_epoch(self) -> int | None:
+        """The epoch of this run's kept warm-up state, if it has one."""
+        if not (self.file(WARMUP).exists() and self.file(WARMUP_INFO).exists()):
+            return None
+        return int(json.loads(self.file(WARMUP_INFO).read_text())["epoch"])
 
     def write_summary(self, summary: dict) -> None:
         atomic_write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", self.file(SUMMARY))

@@ -1,8 +1,9 @@
 """Run grid cells side by side, each in its own ``prunekit run --resume`` process.
 
-A cell's run directory (with its config.json) is written here first, so every
-worker is a plain resume: a worker that dies or is stopped leaves a run that the
-next ``prunekit bench`` picks up at its last finished epoch. Each worker gets
+Each job's run directory is made resumable just before its worker starts (its
+``ready`` callable), so every worker is a plain resume: a worker that dies or is
+stopped leaves a run that the next ``prunekit bench`` picks up at its last
+finished epoch. Each worker gets
 ``threads`` CPU threads and appends its output to ``<grid>/<cell>.log``.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -29,6 +31,7 @@ class Job:
     run_dir: RunDir
     epochs: int
     log: Path
+    ready: Callable[[], str]  # makes run_dir resumable; says how the job starts
     process: subprocess.Popen | None = None
     task: int | None = None
     done_epochs: int = field(default=0)
@@ -37,13 +40,6 @@ class Job:
 def default_threads(jobs: int, cells: int) -> int:
     """Cores shared evenly by the cells that will run at once."""
     return max(1, (os.cpu_count() or 1) // max(1, min(jobs, cells)))
-
-
-def prepare(run_dir: RunDir, config: dict) -> None:
-    """Write a new cell's run directory so that its worker can resume it."""
-    if not run_dir.file("config.json").exists():
-        run_dir.create(overwrite=False)
-        run_dir.write_config(config)
 
 
 def _start(job: Job, threads: int) -> None:
@@ -85,9 +81,11 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, console: Conso
                 while waiting and len(running) < parallel:
                     n_threads = threads or default_threads(parallel, len(waiting) + len(running))
                     job = waiting.pop(0)
+                    how = job.ready()
+                    job.done_epochs = _epochs_done(job)
                     _start(job, n_threads)
                     job.task = progress.add_task(job.name, total=job.epochs, completed=job.done_epochs, info="")
-                    console.log(f"started {job.name} (epoch {job.done_epochs}/{job.epochs}, threads {n_threads}, log {job.log})")
+                    console.log(f"{job.name}: {how} (threads {n_threads}, log {job.log})")
                     running.append(job)
                 time.sleep(POLL_SECONDS)
                 for job in list(running):

@@ -68,7 +68,7 @@ def test_bench_runs_resumes_and_tabulates(tmp_path, capsys):
     before = (out / names[0] / "metrics.jsonl").read_text()
     code, stdout, err = run_cli(argv, capsys)
     assert code == 0, err
-    assert err.count(": done") == 7 and err.count(": partial") == 1
+    assert err.count(": done") == 7 and err.count(": resumes after epoch") == 1
     assert (victim / "summary.json").exists()
     assert (out / names[0] / "metrics.jsonl").read_text() == before
     # a different base configuration into the same folder is refused
@@ -185,3 +185,33 @@ def test_ablate_varies_one_value_at_a_time_and_finished_runs_can_be_moved_or_lin
     row = next(csv.DictReader((other / "table.csv").open()))
     summary = json.loads((moved / "repr_seed0" / "summary.json").read_text())
     assert float(row["final_test_acc_mean"]) == pytest.approx(summary["final_test_acc"])
+
+
+def _records_without_timing(path):
+    skip = {"seconds", "train_seconds", "images_per_s"}
+    return [{k: v for k, v in json.loads(line).items() if k not in skip} for line in path.read_text().splitlines()]
+
+
+def test_a_cell_started_from_a_siblings_warmup_matches_one_run_from_scratch(tmp_path, capsys):
+    import torch
+
+    grid = ["bench", "--methods", "repr,standard,random", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
+            "--epochs", "5", "--s1", "2", "--s2", "1", "--batch-size", "64", "--momentum", "0.9", "--quiet"]
+    shared, alone = tmp_path / "shared", tmp_path / "alone"
+    code, _, err = run_cli([*grid, "--out", str(shared)], capsys)
+    assert code == 0, err
+    assert err.count("starts from the warm-up of repr_seed0 (epochs 1-2)") == 2  # standard and random
+    assert json.loads((shared / "repr_seed0" / "warmup.json").read_text()) == {"epoch": 2}
+    assert json.loads((shared / "random_seed0" / "fork.json").read_text())["epoch"] == 2
+    code, _, err = run_cli([*grid, "--no-share-warmup", "--out", str(alone)], capsys)
+    assert code == 0 and "warm-up of" not in err, err
+    for name in ("standard_seed0", "random_seed0"):
+        assert not (alone / name / "fork.json").exists()
+        assert _records_without_timing(shared / name / "metrics.jsonl") == _records_without_timing(alone / name / "metrics.jsonl")
+        drops = [{k: v for k, v in e.items() if k != "seconds"} for e in _records_without_timing(alone / name / "events.jsonl")]
+        assert drops == [{k: v for k, v in e.items() if k != "seconds"}
+                         for e in _records_without_timing(shared / name / "events.jsonl")]
+        a = torch.load(shared / name / "checkpoint.pt", weights_only=True)["model"]
+        b = torch.load(alone / name / "checkpoint.pt", weights_only=True)["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (alone / "random_seed0" / "events.jsonl").read_text().count('"drop"') == 1  # the events did happen

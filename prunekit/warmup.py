@@ -1,0 +1,62 @@
+"""Runs that share a warm-up: start a run from another run's state at its first event.
+
+Until a schedule's first event, a run's state (weights, optimizer, learning-rate
+schedule, random generators, data order) depends only on its training settings,
+not on its ranker, re-initializer or schedule. So a run keeps its state at its
+first event (``warmup.pt``), and a new run whose training settings agree, and
+whose own first event comes no earlier, starts from there: its first epochs are
+the source's to the bit, and it records where it came from in ``fork.json``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .config import RunConfig
+from .records import CHECKPOINT, FORK, LOCATION_KEYS, METRICS, WARMUP, RunDir, atomic_write_text
+
+METHOD_KEYS = {"method", "ranker", "reinitializer", "schedule", "ranker_args", "reinitializer_args", "schedule_args"}
+
+
+def first_event_epoch(cfg: RunConfig) -> int | None:
+    """The epoch at whose start the run's schedule first acts; None when it never does."""
+    from .engine import build_component
+
+    return build_component("schedule", cfg.schedule, cfg.schedule_args).first_event(cfg.epochs)
+
+
+def training_settings(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in METHOD_KEYS | LOCATION_KEYS}
+
+
+def find_source(cfg: RunConfig, candidates: list[Path]) -> tuple[RunDir, int] | None:
+    """The candidate run with the latest warm-up state that ``cfg`` can start from."""
+    own_first = first_event_epoch(cfg)
+    wanted = training_settings(cfg.to_dict())
+    best = None
+    for path in candidates:
+        rd = RunDir(path)
+        epoch = rd.warmup_epoch()
+        if epoch is None or epoch <= 0 or (own_first is not None and epoch > own_first):
+            continue
+        if training_settings(rd.read_config()) != wanted:
+            continue
+        if best is None or epoch > best[1]:
+            best = (rd, epoch)
+    return best
+
+
+def start_from_warmup(source: RunDir, epoch: int, target: RunDir, cfg: RunConfig) -> None:
+    """Write ``target`` as a run of ``cfg`` interrupted after ``epoch``: resuming it continues from the
+    source's warm-up state, with the source's first ``epoch`` epochs as its own records."""
+    target.create(overwrite=False)  # the clear error when the folder holds something else
+    staging = RunDir(tempfile.mkdtemp(prefix=f".{target.path.name}.", dir=target.path.parent))
+    rows = [r for r in source.read_jsonl(METRICS) if r["epoch"] <= epoch]
+    atomic_write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows), staging.file(METRICS))
+    shutil.copyfile(source.file(WARMUP), staging.file(CHECKPOINT))
+    atomic_write_text(json.dumps({"source": str(source.path), "epoch": epoch}) + "\n", staging.file(FORK))
+    staging.write_config(cfg.to_dict())
+    os.rename(staging.path, target.path)  # all at once: replaces the empty folder made above
