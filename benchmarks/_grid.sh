@@ -6,6 +6,10 @@ import_offline_copy() {  # the CIFAR-10 JPEG copy next to the project, when pres
 
 link_finished_run() {  # RUN LINK: count a finished run as a cell of a second grid (bench checks the settings match)
   local run=$1 link=$2
+  if [ -L "$link" ] && [ ! -e "$link" ]; then
+    echo "$link links to $(readlink "$link"), which does not exist; fix or remove the link" >&2
+    return 1
+  fi
   if [ -e "$link" ]; then return 0; fi
   if [ ! -f "$run/summary.json" ]; then
     echo "$run has not finished; run the grid that makes it first (it is reused as $link)" >&2

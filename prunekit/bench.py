@@ -11,6 +11,7 @@ import csv
 import io
 import itertools
 import json
+import os
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,9 @@ def _union(a: list, b: list) -> list:
 def check_cell(out: Path, cell: Cell, cfg) -> None:
     """A cell folder that already exists must hold a run of the same configuration."""
     rd = RunDir(out / cell.name)
+    if rd.path.is_symlink() and not rd.path.exists():
+        raise PrunekitError(f"{rd.path} links to {os.readlink(rd.path)}, which does not exist; "
+                            f"fix or remove the link")
     if not rd.file("config.json").exists():
         return
     saved, wanted = rd.read_config(), cfg.to_dict()

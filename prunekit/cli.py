@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import signal
 import sys
 from pathlib import Path
 
@@ -173,6 +174,7 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
     for cell, cfg in zip(cells, configs):
         grid_mod.check_cell(out_dir, cell, cfg)
     if not table_only:
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # a plain `kill` stops the grid like Ctrl-C
         try:
             if jobs > 1:
                 _bench_in_workers(out_dir, cells, configs, share_warmup, jobs, threads, quiet)
@@ -181,6 +183,8 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
         except KeyboardInterrupt:
             console.print("interrupted; rerun the same command to resume the grid (finished epochs are kept)")
             sys.exit(130)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     md, cs, rows = grid_mod.write_tables(out_dir)
     out.print(md.read_text())
     out.print(f"wrote {md} and {cs}")
@@ -188,6 +192,10 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
     if first_seed:
         for path in plot_runs(first_seed, out_dir):
             out.print(f"wrote {path}")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _bench_in_process(out_dir, cells, configs, share_warmup, threads, quiet) -> None:
@@ -223,9 +231,12 @@ def _bench_in_workers(out_dir, cells, configs, share_warmup, jobs, threads, quie
             continue
         ready = partial(grid_mod.ready_cell, out_dir, cell, cfg, cells, share_warmup)
         pending.append(workers.Job(cell.name, RunDir(out_dir / cell.name), cfg.epochs, out_dir / f"{cell.name}.log", ready))
-    failed = workers.run_jobs(pending, jobs, threads, console, quiet)
+    failed = workers.run_jobs(pending, jobs, threads, configs[0].device, console, quiet)
     if failed:
-        grid_mod.write_tables(out_dir)
+        try:
+            grid_mod.write_tables(out_dir)  # what did run, before the error
+        except PrunekitError:
+            pass  # nothing ran at all: the failure below is the news
         raise PrunekitError(f"{len(failed)} cell(s) failed ({', '.join(failed)}); the last line of each log is above; "
                             f"fix the cause and rerun the same command to resume")
 

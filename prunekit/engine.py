@@ -105,9 +105,12 @@ class Run:
         self.masks = FilterMasks(self.model, self.groups)
         self.optimizer = make_optimizer(cfg, self.model)
         self.lr_schedule = make_lr_schedule(cfg, self.optimizer)
-        self.schedule: Schedule = build_component("schedule", cfg.schedule, cfg.schedule_args)
-        self.ranker: Ranker | None = build_component("ranker", cfg.ranker, cfg.ranker_args)
-        self.reinitializer: Reinitializer | None = build_component("reinitializer", cfg.reinitializer, cfg.reinitializer_args)
+        with torch.random.fork_rng(devices=[]):  # a component drawing random numbers when built must not
+            # change the training stream: runs that differ only in components share their warm-up
+            self.schedule: Schedule = build_component("schedule", cfg.schedule, cfg.schedule_args)
+            self.ranker: Ranker | None = build_component("ranker", cfg.ranker, cfg.ranker_args)
+            self.reinitializer: Reinitializer | None = build_component("reinitializer", cfg.reinitializer,
+                                                                       cfg.reinitializer_args)
         self.data_gen = torch.Generator().manual_seed(cfg.seed)
         self.train_batches = Batches(
             self.data.train_x, self.data.train_y, cfg.batch_size, self.data.mean, self.data.std,
@@ -157,6 +160,14 @@ class Run:
             raise PrunekitError(f"checkpoint in {self.dir.path} does not match this run's config ({first_line(exc)}); "
                                 f"start a new run with --overwrite or another --name") from None
         self.masks.hold(self.optimizer)
+
+    def save_state(self) -> None:
+        """The checkpoint, and at the schedule's first event also the warm-up (first, so that
+        no checkpoint at that epoch exists without it)."""
+        state = self.state_dict()
+        if self.epoch == self.first_event and self.dir.warmup_info() is None:
+            self.dir.save_warmup(state, self.device.type)
+        self.dir.save_checkpoint(state)
 
     # ------------------------------------------------------------------ events
     def event_generator(self, epoch: int, salt: int) -> torch.Generator:
@@ -285,10 +296,7 @@ class Run:
             }
             self.dir.append(METRICS, record)
             self.epoch = epoch + 1
-            state = self.state_dict()
-            self.dir.save_checkpoint(state)
-            if self.epoch == self.first_event:
-                self.dir.save_warmup(state)
+            self.save_state()
             self.cb.epoch_end(record)
         summary = self.summary()
         self.dir.write_summary(summary)
@@ -324,6 +332,8 @@ def start_run(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
         run = Run(cfg, run_dir, callbacks, data)
         if ckpt is not None:
             run.load_state_dict(ckpt)
+            if run.epoch == run.first_event and run.dir.warmup_info() is None:
+                run.dir.save_warmup(ckpt, run.device.type)  # stopped (or forked) right at its first event
         done = run.epoch
         run_dir.truncate_jsonl(METRICS, lambda r: r["epoch"] <= done)
         run_dir.truncate_jsonl(EVENTS, lambda r: r["epoch"] < done)

@@ -66,7 +66,7 @@ class RunDir:
                     f"run directory {self.path} already exists; pass --resume to continue it, "
                     f"--overwrite to replace it, or --name for a new one"
                 )
-            for name in (CONFIG, METRICS, EVENTS, CHECKPOINT, SUMMARY):
+            for name in (CONFIG, METRICS, EVENTS, CHECKPOINT, SUMMARY, WARMUP, WARMUP_INFO, FORK):
                 if self.file(name).exists():
                     self.file(name).unlink()
         self.path.mkdir(parents=True, exist_ok=True)
@@ -120,15 +120,18 @@ class RunDir:
         except Exception as exc:  # noqa: BLE001
             raise PrunekitError(f"cannot load checkpoint {path} ({type(exc).__name__}); it is damaged or not a prunekit checkpoint") from None
 
-    def save_warmup(self, state: dict) -> None:
+    def save_warmup(self, state: dict, device: str) -> None:
         atomic_save(state, self.file(WARMUP))
-        atomic_write_text(json.dumps({"epoch": int(state["epoch"])}) + "\n", self.file(WARMUP_INFO))
+        atomic_write_text(json.dumps({"epoch": int(state["epoch"]), "device": device}) + "\n", self.file(WARMUP_INFO))
 
-    def warmup_epoch(self) -> int | None:
-        """The epoch of this run's kept warm-up state, if it has one."""
+    def warmup_info(self) -> dict | None:
+        """Epoch and device type of this run's kept warm-up state, if it has one."""
         if not (self.file(WARMUP).exists() and self.file(WARMUP_INFO).exists()):
             return None
-        return int(json.loads(self.file(WARMUP_INFO).read_text())["epoch"])
+        try:
+            return json.loads(self.file(WARMUP_INFO).read_text())
+        except (OSError, json.JSONDecodeError):
+            return None  # damaged: not a source to start from
 
     def write_summary(self, summary: dict) -> None:
         atomic_write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", self.file(SUMMARY))

@@ -34,13 +34,19 @@ def training_settings(config: dict) -> dict:
 
 def find_source(cfg: RunConfig, candidates: list[Path]) -> tuple[RunDir, int] | None:
     """The candidate run with the latest warm-up state that ``cfg`` can start from."""
+    from .engine import resolve_device
+
     own_first = first_event_epoch(cfg)
     wanted = training_settings(cfg.to_dict())
+    device = resolve_device(cfg.device).type
     best = None
     for path in candidates:
         rd = RunDir(path)
-        epoch = rd.warmup_epoch()
-        if epoch is None or epoch <= 0 or (own_first is not None and epoch > own_first):
+        info = rd.warmup_info()
+        if info is None or info.get("device") != device:  # the same numbers need the same kind of device
+            continue
+        epoch = int(info["epoch"])
+        if epoch <= 0 or (own_first is not None and epoch > own_first):
             continue
         if training_settings(rd.read_config()) != wanted:
             continue
@@ -54,9 +60,14 @@ def start_from_warmup(source: RunDir, epoch: int, target: RunDir, cfg: RunConfig
     source's warm-up state, with the source's first ``epoch`` epochs as its own records."""
     target.create(overwrite=False)  # the clear error when the folder holds something else
     staging = RunDir(tempfile.mkdtemp(prefix=f".{target.path.name}.", dir=target.path.parent))
-    rows = [r for r in source.read_jsonl(METRICS) if r["epoch"] <= epoch]
-    atomic_write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows), staging.file(METRICS))
-    shutil.copyfile(source.file(WARMUP), staging.file(CHECKPOINT))
-    atomic_write_text(json.dumps({"source": str(source.path), "epoch": epoch}) + "\n", staging.file(FORK))
-    staging.write_config(cfg.to_dict())
-    os.rename(staging.path, target.path)  # all at once: replaces the empty folder made above
+    try:
+        rows = [r for r in source.read_jsonl(METRICS) if r["epoch"] <= epoch]
+        atomic_write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows), staging.file(METRICS))
+        shutil.copyfile(source.file(WARMUP), staging.file(CHECKPOINT))
+        atomic_write_text(json.dumps({"source": str(source.path), "epoch": epoch}) + "\n", staging.file(FORK))
+        staging.write_config(cfg.to_dict())
+        os.chmod(staging.path, 0o755)  # mkdtemp made it private
+        os.rename(staging.path, target.path)  # all at once: replaces the empty folder made above
+    except BaseException:
+        shutil.rmtree(staging.path, ignore_errors=True)
+        raise

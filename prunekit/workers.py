@@ -20,6 +20,7 @@ from typing import Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .errors import PrunekitError
 from .records import METRICS, RunDir
 
 POLL_SECONDS = 2.0
@@ -33,6 +34,7 @@ class Job:
     log: Path
     ready: Callable[[], str]  # makes run_dir resumable; says how the job starts
     process: subprocess.Popen | None = None
+    log_offset: int = 0  # where this attempt's output starts in the log
     task: int | None = None
     done_epochs: int = field(default=0)
 
@@ -42,9 +44,10 @@ def default_threads(jobs: int, cells: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, min(jobs, cells)))
 
 
-def _start(job: Job, threads: int) -> None:
+def _start(job: Job, threads: int, device: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    cmd = [sys.executable, "-m", "prunekit", "run", "--resume", str(job.run_dir.path), "--quiet"]
+    cmd = [sys.executable, "-m", "prunekit", "run", "--resume", str(job.run_dir.path), "--device", device, "--quiet"]
+    job.log_offset = job.log.stat().st_size if job.log.exists() else 0
     with open(job.log, "a") as log:
         job.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
 
@@ -53,24 +56,28 @@ def _epochs_done(job: Job) -> int:
     return len(job.run_dir.read_jsonl(METRICS))
 
 
-def _last_line(path: Path) -> str:
-    lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    return lines[-1][:200] if lines else "(empty log)"
+def _failure(job: Job, code: int) -> str:
+    """Why a worker failed: the last line it logged, or the signal that ended it."""
+    with open(job.log, errors="replace") as f:
+        f.seek(job.log_offset)
+        lines = [ln.strip() for ln in f.read().splitlines() if ln.strip()]
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return lines[-1][:200] if lines else "(nothing logged)"
 
 
-def run_jobs(jobs: list[Job], parallel: int, threads: int | None, console: Console, quiet: bool) -> list[str]:
+def run_jobs(jobs: list[Job], parallel: int, threads: int | None, device: str, console: Console,
+             quiet: bool) -> list[str]:
     """Run every job, at most ``parallel`` at once; returns the names of those that failed.
 
-    ``threads=None`` shares the cores among the jobs running at once (a last job alone gets all).
-
-    Ctrl-C or SIGTERM stops all workers (each keeps its finished epochs) and re-raises
-    KeyboardInterrupt.
+    ``threads=None`` shares the cores among the jobs running at once (a last job alone
+    gets all). Whatever ends this function early (Ctrl-C, an error) first stops every
+    worker; each keeps its finished epochs.
     """
     waiting, running, failed = list(jobs), [], []
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
                         console=console, disable=quiet or not console.is_terminal)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         with progress:
             for job in jobs:
@@ -81,12 +88,17 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, console: Conso
                 while waiting and len(running) < parallel:
                     n_threads = threads or default_threads(parallel, len(waiting) + len(running))
                     job = waiting.pop(0)
-                    how = job.ready()
-                    job.done_epochs = _epochs_done(job)
-                    _start(job, n_threads)
+                    try:
+                        how = job.ready()
+                        job.done_epochs = _epochs_done(job)
+                    except PrunekitError as exc:
+                        failed.append(job.name)
+                        console.log(f"[red]failed[/red] {job.name}: {exc}")
+                        continue
+                    running.append(job)
+                    _start(job, n_threads, device)
                     job.task = progress.add_task(job.name, total=job.epochs, completed=job.done_epochs, info="")
                     console.log(f"{job.name}: {how} (threads {n_threads}, log {job.log})")
-                    running.append(job)
                 time.sleep(POLL_SECONDS)
                 for job in list(running):
                     job.done_epochs = _epochs_done(job)
@@ -100,18 +112,22 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, console: Conso
                         console.log(f"finished {job.name}")
                     else:
                         failed.append(job.name)
-                        console.log(f"[red]failed[/red] {job.name} (exit {code}): {_last_line(job.log)}; see {job.log}")
+                        console.log(f"[red]failed[/red] {job.name} (exit {code}): {_failure(job, code)}; see {job.log}")
                 progress.update(total, completed=sum(_epochs_done(j) for j in jobs))
-    except KeyboardInterrupt:
-        for job in running:
-            job.process.terminate()
-        for job in running:
-            job.process.wait()
+    except BaseException:
+        _stop([job.process for job in running if job.process is not None])
         raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     return failed
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _stop(processes: list[subprocess.Popen], grace_seconds: float = 60) -> None:
+    """Ask workers to stop as Ctrl-C would (they keep their finished epochs); kill what lingers."""
+    for proc in processes:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    for proc in processes:
+        try:
+            proc.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

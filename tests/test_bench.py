@@ -108,9 +108,7 @@ def test_bench_jobs_runs_cells_in_worker_processes_and_reports_a_failed_cell(tmp
     # a worker that fails is named with the last line of its log, and the grid exits non-zero
     victim = out / "repr_seed0"
     (victim / "summary.json").unlink()
-    checkpoints = [p for p in victim.iterdir() if p.suffix == ".pt"]
-    assert checkpoints
-    checkpoints[0].write_bytes(b"not a checkpoint")
+    (victim / "checkpoint.pt").write_bytes(b"not a checkpoint")
     code, _, err = run_cli(argv, capsys)
     assert code == 2 and "1 cell(s) failed (repr_seed0)" in err and "Traceback" not in err
     assert "is damaged" in err and (out / "standard_seed0" / "summary.json").exists()
@@ -134,18 +132,25 @@ def test_sigterm_stops_every_worker_and_keeps_their_finished_epochs(tmp_path, ca
         started.append(proc)
         return proc
 
+    returned = threading.Event()
+
     def stop_after_first_epoch():
         metrics = out / "standard_seed0" / "metrics.jsonl"
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 1):
+        while time.monotonic() < deadline and not returned.is_set() and not (
+                metrics.exists() and metrics.read_text().count("\n") >= 1):
             time.sleep(0.2)
-        os.kill(os.getpid(), signal.SIGTERM)
+        if not returned.is_set():
+            os.kill(os.getpid(), signal.SIGTERM)
 
     import prunekit.workers as workers
 
     monkeypatch.setattr(workers.subprocess, "Popen", recording_popen)
     threading.Thread(target=stop_after_first_epoch, daemon=True).start()
-    code, _, err = run_cli(argv, capsys)
+    try:
+        code, _, err = run_cli(argv, capsys)
+    finally:
+        returned.set()
     assert code == 130 and "rerun the same command to resume" in err
     assert len(started) == 2 and all(p.poll() is not None for p in started)  # no worker outlives the grid
     done = len((out / "standard_seed0" / "metrics.jsonl").read_text().splitlines())
@@ -201,7 +206,7 @@ def test_a_cell_started_from_a_siblings_warmup_matches_one_run_from_scratch(tmp_
     code, _, err = run_cli([*grid, "--out", str(shared)], capsys)
     assert code == 0, err
     assert err.count("starts from the warm-up of repr_seed0 (epochs 1-2)") == 2  # standard and random
-    assert json.loads((shared / "repr_seed0" / "warmup.json").read_text()) == {"epoch": 2}
+    assert json.loads((shared / "repr_seed0" / "warmup.json").read_text()) == {"epoch": 2, "device": "cpu"}
     assert json.loads((shared / "random_seed0" / "fork.json").read_text())["epoch"] == 2
     code, _, err = run_cli([*grid, "--no-share-warmup", "--out", str(alone)], capsys)
     assert code == 0 and "warm-up of" not in err, err
@@ -215,3 +220,27 @@ def test_a_cell_started_from_a_siblings_warmup_matches_one_run_from_scratch(tmp_
         b = torch.load(alone / name / "checkpoint.pt", weights_only=True)["model"]
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert (alone / "random_seed0" / "events.jsonl").read_text().count('"drop"') == 1  # the events did happen
+
+
+def test_no_cell_starts_from_a_warmup_of_other_training_settings_or_past_its_own_first_event(tmp_path, capsys):
+    out = tmp_path / "grid"
+    code, _, err = run_cli(["bench", "--methods", "repr", "--set", "schedule.s1=2,1", "--set", "lr=0.05,0.1",
+                            "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8", "--epochs", "4",
+                            "--s2", "1", "--batch-size", "64", "--quiet", "--out", str(out)], capsys)
+    assert code == 0, err
+    # s1=2 keeps a warm-up at epoch 2 and s1=1 at epoch 1; a cell of the other lr may use neither,
+    # and an s1=1 cell may not start from an epoch-2 warm-up (its first drop comes before)
+    assert "warm-up of" not in err
+    assert {json.loads((out / n / "warmup.json").read_text())["epoch"] for n in
+            ("repr_schedule.s1=2_lr=0.05_seed0", "repr_schedule.s1=1_lr=0.05_seed0")} == {2, 1}
+    assert not any((p / "fork.json").exists() for p in out.iterdir() if p.is_dir())
+
+
+def test_a_cell_folder_that_links_to_nothing_is_one_clear_error(tmp_path, capsys):
+    out = tmp_path / "grid"
+    out.mkdir()
+    (out / "standard_seed0").symlink_to(tmp_path / "gone", target_is_directory=True)
+    code, _, err = run_cli(["bench", "--methods", "standard", "--dataset", "synthetic", "--model", "c2_8",
+                            "--epochs", "1", "--out", str(out), "--quiet"], capsys)
+    assert code == 2 and "which does not exist; fix or remove the link" in err and "Traceback" not in err
+    assert (out / "standard_seed0").is_symlink()  # left as it was
