@@ -328,22 +328,24 @@ def start_run(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
 
     run_dir = RunDir(Path(cfg.out) / cfg.run_name)
     if resume:
-        ckpt = run_dir.load_checkpoint()
-        run = Run(cfg, run_dir, callbacks, data)
-        if ckpt is not None:
-            run.load_state_dict(ckpt)
-            if run.epoch == run.first_event and run.dir.warmup_info() is None:
-                run.dir.save_warmup(ckpt, run.device.type)  # stopped (or forked) right at its first event
-        done = run.epoch
-        run_dir.truncate_jsonl(METRICS, lambda r: r["epoch"] <= done)
-        run_dir.truncate_jsonl(EVENTS, lambda r: r["epoch"] < done)
-        return run.run()
-    if run_dir.path.exists() and any(run_dir.path.iterdir()) and not overwrite:
+        with run_dir.training_lock():
+            ckpt = run_dir.load_checkpoint()
+            run = Run(cfg, run_dir, callbacks, data)
+            if ckpt is not None:
+                run.load_state_dict(ckpt)
+                if run.epoch == run.first_event and run.dir.warmup_info() is None:
+                    run.dir.save_warmup(ckpt, run.device.type)  # stopped (or forked) right at its first event
+            done = run.epoch
+            run_dir.truncate_jsonl(METRICS, lambda r: r["epoch"] <= done)
+            run_dir.truncate_jsonl(EVENTS, lambda r: r["epoch"] < done)
+            return run.run()
+    if run_dir.has_files() and not overwrite:
         run_dir.create(overwrite)  # raises the clear "already exists" error before any work
     run = Run(cfg, run_dir, callbacks, data)  # data and model errors surface before anything is written
-    run_dir.create(overwrite)
-    run_dir.write_config(cfg.to_dict())
-    return run.run()
+    with run_dir.training_lock():
+        run_dir.create(overwrite)
+        run_dir.write_config(cfg.to_dict())
+        return run.run()
 
 
 def _finite_or_none(scores: torch.Tensor) -> list[float | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ CHECKPOINT = "checkpoint.pt"
 SUMMARY = "summary.json"
 WARMUP = "warmup.pt"  # the state at the schedule's first event, kept for runs that share the warm-up
 WARMUP_INFO = "warmup.json"
-FORK = "fork.json"  # in a run that started from another run's warm-up: where from, at which epoch
+FORK = "fork.json"
+LOCK = ".lock"  # held (flock) by the process that trains the run  # in a run that started from another run's warm-up: where from, at which epoch
 
 # Config keys that say where a run lives or runs, not what it computes: a grid
 # folder may be moved, a finished run linked into another grid, a run resumed on
@@ -59,8 +61,28 @@ class RunDir:
     def finished(self) -> bool:
         return self.file(SUMMARY).exists()
 
+    def has_files(self) -> bool:
+        return self.path.exists() and any(p.name != LOCK for p in self.path.iterdir())
+
+    @contextmanager
+    def training_lock(self):
+        """Held while a process trains this run, so that a second one is refused, not mixed in."""
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform: no guard
+            yield
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.file(LOCK), "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise PrunekitError(f"{self.path} is being trained by another process; wait for it to end "
+                                    f"(or stop it), then resume") from None
+            yield
+
     def create(self, overwrite: bool) -> None:
-        if self.path.exists() and any(self.path.iterdir()):
+        if self.has_files():
             if not overwrite:
                 raise PrunekitError(
                     f"run directory {self.path} already exists; pass --resume to continue it, "

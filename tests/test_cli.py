@@ -251,3 +251,23 @@ def test_a_ranker_with_its_own_select_is_honoured(tmp_path, monkeypatch):
     start_run(cfg)
     events = [json.loads(x) for x in (tmp_path / cfg.run_name / "events.jsonl").read_text().splitlines()]
     assert list(events[0]["dropped"].values()) == [[0, 1], [0, 1]] and events[0]["scores"] is None
+
+
+def test_a_run_being_trained_by_another_process_is_refused_untouched(tmp_path, capsys):
+    from prunekit.records import RunDir
+
+    base = ["--method", "standard", "--dataset", "synthetic", "--model", "c2_8", "--epochs", "1",
+            "--out", str(tmp_path), "--name", "busy", "--quiet"]
+    code, _, err = run_cli(["run", *base], capsys)
+    assert code == 0, err
+    run = RunDir(tmp_path / "busy")
+    (run.path / "summary.json").unlink()
+    before = {p.name: p.read_bytes() for p in run.path.iterdir()}
+    with run.training_lock():  # as a process training it would hold
+        code, _, err = run_cli(["run", "--resume", str(run.path), "--quiet"], capsys)
+        assert code == 2 and "is being trained by another process" in err and "Traceback" not in err
+        code, _, err = run_cli(["run", *base, "--overwrite"], capsys)
+        assert code == 2 and "is being trained by another process" in err
+    assert {p.name: p.read_bytes() for p in run.path.iterdir()} == before  # nothing touched
+    code, _, err = run_cli(["run", "--resume", str(run.path), "--quiet"], capsys)  # free again
+    assert code == 0, err
