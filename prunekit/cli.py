@@ -94,11 +94,11 @@ def run(config_file, sets, resume_dir, overwrite, quiet, **options):
 
     given = {k: v for k, v in options.items() if v is not None}
     if resume_dir:
+        location = {k: given.pop(k) for k in ("device", "data_dir") if k in given}  # where, not what
         if given or sets or config_file or overwrite:
-            device = given.pop("device", None)
-            if given or sets or config_file or overwrite:
-                raise PrunekitError("--resume continues a run with its saved config; drop the other options (only --device may change)")
-            given = {"device": device}
+            raise PrunekitError("--resume continues a run with its saved config; drop the other options "
+                                "(only --device and --data-dir may change)")
+        given = location
         rd = RunDir(resume_dir)
         saved = rd.read_config()
         if rd.finished:
@@ -194,6 +194,11 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
             out.print(f"wrote {path}")
 
 
+def _location_options(cfg) -> list[str]:
+    """This bench call's device and data cache, for workers resuming cells made by any earlier call."""
+    return ["--device", cfg.device] + (["--data-dir", cfg.data_dir] if cfg.data_dir else [])
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -231,7 +236,7 @@ def _bench_in_workers(out_dir, cells, configs, share_warmup, jobs, threads, quie
             continue
         ready = partial(grid_mod.ready_cell, out_dir, cell, cfg, cells, share_warmup)
         pending.append(workers.Job(cell.name, RunDir(out_dir / cell.name), cfg.epochs, out_dir / f"{cell.name}.log", ready))
-    failed = workers.run_jobs(pending, jobs, threads, configs[0].device, console, quiet)
+    failed = workers.run_jobs(pending, jobs, threads, _location_options(configs[0]), console, quiet)
     if failed:
         try:
             grid_mod.write_tables(out_dir)  # what did run, before the error

@@ -44,9 +44,9 @@ def default_threads(jobs: int, cells: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, min(jobs, cells)))
 
 
-def _start(job: Job, threads: int, device: str) -> None:
+def _start(job: Job, threads: int, location: list[str]) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    cmd = [sys.executable, "-m", "prunekit", "run", "--resume", str(job.run_dir.path), "--device", device, "--quiet"]
+    cmd = [sys.executable, "-m", "prunekit", "run", "--resume", str(job.run_dir.path), *location, "--quiet"]
     job.log_offset = job.log.stat().st_size if job.log.exists() else 0
     with open(job.log, "a") as log:
         job.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
@@ -66,12 +66,13 @@ def _failure(job: Job, code: int) -> str:
     return lines[-1][:200] if lines else "(nothing logged)"
 
 
-def run_jobs(jobs: list[Job], parallel: int, threads: int | None, device: str, console: Console,
+def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list[str], console: Console,
              quiet: bool) -> list[str]:
     """Run every job, at most ``parallel`` at once; returns the names of those that failed.
 
     ``threads=None`` shares the cores among the jobs running at once (a last job alone
-    gets all). Whatever ends this function early (Ctrl-C, an error) first stops every
+    gets all); ``location`` holds the --device/--data-dir options every worker resumes
+    with. Whatever ends this function early (Ctrl-C, an error) first stops every
     worker; each keeps its finished epochs.
     """
     waiting, running, failed = list(jobs), [], []
@@ -96,7 +97,7 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, device: str, c
                         console.log(f"[red]failed[/red] {job.name}: {exc}")
                         continue
                     running.append(job)
-                    _start(job, n_threads, device)
+                    _start(job, n_threads, location)
                     job.task = progress.add_task(job.name, total=job.epochs, completed=job.done_epochs, info="")
                     console.log(f"{job.name}: {how} (threads {n_threads}, log {job.log})")
                 time.sleep(POLL_SECONDS)

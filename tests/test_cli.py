@@ -77,6 +77,8 @@ def test_resume_via_cli_and_refusals(tmp_path, capsys):
     assert code == 2 and "already exists" in err and "--resume" in err
     code, _, err = run_cli(["run", "--resume", str(tmp_path / "s")], capsys)
     assert code == 2 and "already finished" in err
+    code, _, err = run_cli(["run", "--resume", str(tmp_path / "s"), "--lr", "0.1"], capsys)
+    assert code == 2 and "only --device and --data-dir may change" in err
     (tmp_path / "s" / "summary.json").unlink()
     (tmp_path / "s" / "checkpoint.pt").write_bytes(b"not a checkpoint")
     code, _, err = run_cli(["run", "--resume", str(tmp_path / "s")], capsys)
