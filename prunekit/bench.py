@@ -160,7 +160,8 @@ COLUMNS = ["method", "runs", "epochs", "final_test_acc", "best_test_acc", "final
 
 
 def collect(out: Path) -> list[dict]:
-    """One row per (method, option set), aggregated over seeds; unfinished runs count as partial."""
+    """One row per (method, option set), aggregated over its finished seeds, and one more
+    for its unfinished runs, marked "(in progress)"."""
     spec_path = out / SPEC
     if not spec_path.exists():
         raise PrunekitError(f"{out} has no {SPEC}; give a folder made by `prunekit bench`")
@@ -170,10 +171,14 @@ def collect(out: Path) -> list[dict]:
         for method in spec["methods"]:
             cells = [Cell(method, opts, s) for s in spec["seeds"]]
             records = [r for r in (_run_record(out / c.name) for c in cells) if r]
-            if not records:
-                continue
             epochs = spec["base"].get("epochs", RunConfig().epochs)
-            rows.append(_aggregate(Cell(method, opts, 0).label, records, epochs))
+            label = Cell(method, opts, 0).label
+            done = [r for r in records if r["summary"]]
+            going = [r for r in records if not r["summary"]]
+            if done:  # finished and unfinished runs are never averaged together
+                rows.append(_aggregate(label, done, epochs, f"{len(done)}/{len(cells)} finished"))
+            if going:
+                rows.append(_aggregate(f"{label} (in progress)", going, epochs, f"{len(going)}/{len(cells)} unfinished"))
     by_label = {r["method"]: r for r in rows}
     for opts in spec["sets"]:
         base = by_label.get(Cell(spec["methods"][0], opts, 0).label)
@@ -203,12 +208,11 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def _aggregate(label: str, records: list[dict], epochs: int) -> dict:
+def _aggregate(label: str, records: list[dict], epochs: int, runs: str) -> dict:
     last = [r["metrics"][-1] for r in records]
-    done = [r for r in records if r["summary"]]
     seconds = [sum(m["seconds"] for m in r["metrics"]) for r in records]
     row = {
-        "method": label, "runs": f"{len(done)}/{len(records)} finished",
+        "method": label, "runs": runs,
         "epochs": "/".join(sorted({str(m["epoch"]) for m in last})) + f" of {epochs}",
         "final_test_acc": _mean_std([m["test_acc"] for m in last]),
         "best_test_acc": _mean_std([max(x["test_acc"] for x in r["metrics"]) for r in records]),

@@ -244,3 +244,24 @@ def test_a_cell_folder_that_links_to_nothing_is_one_clear_error(tmp_path, capsys
                             "--epochs", "1", "--out", str(out), "--quiet"], capsys)
     assert code == 2 and "which does not exist; fix or remove the link" in err and "Traceback" not in err
     assert (out / "standard_seed0").is_symlink()  # left as it was
+
+
+def test_unfinished_runs_get_their_own_row_and_are_never_averaged_with_finished_ones(tmp_path, capsys):
+    out = tmp_path / "grid"
+    argv = ["bench", "--methods", "standard", "--seeds", "0,1", "--dataset", "synthetic", "--model", "c2_8",
+            "--epochs", "2", "--batch-size", "64", "--quiet", "--out", str(out)]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    unfinished = out / "standard_seed1"
+    (unfinished / "summary.json").unlink()
+    lines = (unfinished / "metrics.jsonl").read_text().splitlines()
+    (unfinished / "metrics.jsonl").write_text(lines[0] + "\n")  # as if stopped after epoch 1
+    code, _, err = run_cli([*argv, "--table-only"], capsys)
+    assert code == 0, err
+    rows = {r["method"]: r for r in csv.DictReader((out / "table.csv").open())}
+    done = json.loads((out / "standard_seed0" / "summary.json").read_text())
+    assert rows["standard"]["runs"] == "1/2 finished"
+    assert float(rows["standard"]["final_test_acc_mean"]) == pytest.approx(done["final_test_acc"])
+    assert rows["standard (in progress)"]["runs"] == "1/2 unfinished"
+    assert rows["standard (in progress)"]["epochs"] == "1 of 2"
+    assert float(rows["standard (in progress)"]["final_test_acc_mean"]) == pytest.approx(json.loads(lines[0])["test_acc"])
