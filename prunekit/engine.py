@@ -165,9 +165,13 @@ class Run:
         """The checkpoint, and at the schedule's first event also the warm-up (first, so that
         no checkpoint at that epoch exists without it)."""
         state = self.state_dict()
+        self.keep_warmup(state)
+        self.dir.save_checkpoint(state)
+
+    def keep_warmup(self, state: dict) -> None:
+        """Keep ``state`` as the run's warm-up when it is the state at the schedule's first event."""
         if self.epoch == self.first_event and self.dir.warmup_info() is None:
             self.dir.save_warmup(state, self.device.type)
-        self.dir.save_checkpoint(state)
 
     # ------------------------------------------------------------------ events
     def event_generator(self, epoch: int, salt: int) -> torch.Generator:
@@ -333,8 +337,7 @@ def start_run(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
             run = Run(cfg, run_dir, callbacks, data)
             if ckpt is not None:
                 run.load_state_dict(ckpt)
-                if run.epoch == run.first_event and run.dir.warmup_info() is None:
-                    run.dir.save_warmup(ckpt, run.device.type)  # stopped (or forked) right at its first event
+                run.keep_warmup(ckpt)  # stopped (or forked) right at its first event
             done = run.epoch
             run_dir.truncate_jsonl(METRICS, lambda r: r["epoch"] <= done)
             run_dir.truncate_jsonl(EVENTS, lambda r: r["epoch"] < done)

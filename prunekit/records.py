@@ -20,8 +20,8 @@ CHECKPOINT = "checkpoint.pt"
 SUMMARY = "summary.json"
 WARMUP = "warmup.pt"  # the state at the schedule's first event, kept for runs that share the warm-up
 WARMUP_INFO = "warmup.json"
-FORK = "fork.json"
-LOCK = ".lock"  # held (flock) by the process that trains the run  # in a run that started from another run's warm-up: where from, at which epoch
+FORK = "fork.json"  # in a run that started from another run's warm-up: where from, at which epoch
+LOCK = ".lock"  # held (flock) by the process that trains the run
 
 # Config keys that say where a run lives or runs, not what it computes: a grid
 # folder may be moved, a finished run linked into another grid, a run resumed on
@@ -127,7 +127,9 @@ class RunDir:
 
     def truncate_jsonl(self, name: str, keep) -> None:
         """Keep only records for which ``keep(record)`` is true (used when resuming)."""
-        rows = [r for r in self.read_jsonl(name) if keep(r)]
+        self.write_jsonl(name, [r for r in self.read_jsonl(name) if keep(r)])
+
+    def write_jsonl(self, name: str, rows: list[dict]) -> None:
         atomic_write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows), self.file(name))
 
     def save_checkpoint(self, state: dict) -> None:

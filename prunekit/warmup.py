@@ -61,8 +61,7 @@ def start_from_warmup(source: RunDir, epoch: int, target: RunDir, cfg: RunConfig
     target.create(overwrite=False)  # the clear error when the folder holds something else
     staging = RunDir(tempfile.mkdtemp(prefix=f".{target.path.name}.", dir=target.path.parent))
     try:
-        rows = [r for r in source.read_jsonl(METRICS) if r["epoch"] <= epoch]
-        atomic_write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows), staging.file(METRICS))
+        staging.write_jsonl(METRICS, [r for r in source.read_jsonl(METRICS) if r["epoch"] <= epoch])
         shutil.copyfile(source.file(WARMUP), staging.file(CHECKPOINT))
         atomic_write_text(json.dumps({"source": str(source.path), "epoch": epoch}) + "\n", staging.file(FORK))
         staging.write_config(cfg.to_dict())

@@ -102,9 +102,9 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list
                     console.log(f"{job.name}: {how} (threads {n_threads}, log {job.log})")
                 time.sleep(POLL_SECONDS)
                 for job in list(running):
+                    code = job.process.poll()  # before reading: an ended worker's records are complete
                     job.done_epochs = _epochs_done(job)
                     progress.update(job.task, completed=job.done_epochs)
-                    code = job.process.poll()
                     if code is None:
                         continue
                     running.remove(job)
@@ -114,7 +114,7 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list
                     else:
                         failed.append(job.name)
                         console.log(f"[red]failed[/red] {job.name} (exit {code}): {_failure(job, code)}; see {job.log}")
-                progress.update(total, completed=sum(_epochs_done(j) for j in jobs))
+                progress.update(total, completed=sum(j.done_epochs for j in jobs))
     except BaseException:
         _stop([job.process for job in running if job.process is not None])
         raise
