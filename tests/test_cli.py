@@ -1,5 +1,6 @@
 """The command line: runs, records, resume, listing, and one clear line for bad input."""
 import json
+import os
 
 import pytest
 import torch
@@ -273,3 +274,17 @@ def test_a_run_being_trained_by_another_process_is_refused_untouched(tmp_path, c
     assert {p.name: p.read_bytes() for p in run.path.iterdir()} == before  # nothing touched
     code, _, err = run_cli(["run", "--resume", str(run.path), "--quiet"], capsys)  # free again
     assert code == 0, err
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002], ids=["umask022", "umask002"])
+def test_records_get_the_mode_of_any_new_file(tmp_path, umask):
+    from prunekit.records import atomic_save, atomic_write_text
+
+    old = os.umask(umask)
+    try:
+        atomic_write_text("{}\n", tmp_path / "config.json")
+        atomic_save({"x": torch.zeros(1)}, tmp_path / "checkpoint.pt")
+    finally:
+        os.umask(old)
+    for name in ("config.json", "checkpoint.pt"):  # readable by the group and others, as open() would make it
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask
