@@ -3,7 +3,7 @@
 # only run it for a few hours at a time makes the most useful progress: the paper
 # regime (3 seeds), the augmented regime at seed 0, the ablations (seed 0), the
 # criteria at seed 0, then the remaining seeds. Each step resumes where it
-# stopped; rerun this script until it ends. About 30 runs of 100 epochs.
+# stopped; rerun this script until it ends. 40 runs of 100 epochs.
 set -euo pipefail
 cd "$(dirname "$0")"
 SEEDS=0,1,2 bash c3_32_paper.sh

@@ -11,14 +11,13 @@ benchmarks/results/gpu_epoch.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
+from _results import write_results
 from prunekit.config import resolve
 from prunekit.engine import start_run
 from prunekit.records import METRICS, RunDir
@@ -50,9 +49,7 @@ def main() -> None:
                    "final_test_acc": summary["final_test_acc"], "gpu": torch.cuda.get_device_name()}
             rows.append(row)
             print(f"{method:8s} {row['median_epoch_s']:.2f} s/epoch (train {row['median_train_s']:.2f} s) on {row['gpu']}")
-    Path(args.out).write_text(json.dumps({"command": "python benchmarks/gpu_epoch.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"), "results": rows,
-        "date": time.strftime("%Y-%m-%d %H:%M")}, indent=2) + "\n")
+    write_results("gpu_epoch.py", args, rows)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 
 Runs `standard` and `repr` alternately through the engine on the first
 ``train-images`` CIFAR-10 training images. The RePr cycle is compressed
-(S1 = S2 = 1: a drop and a restore every 3 epochs, ~10x denser than the paper's
+(S1 = S2 = 1: a drop and a restore every 3 epochs, ~11x denser than the paper's
 100-epoch schedule), so the measured ratio bounds the real one from above. It
 also projects the overhead of the paper's schedule (3 drops and 3 restores in
 100 epochs, 30 of them holding masks) from the measured per-event and per-epoch
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from _results import command_line
 from prunekit.config import resolve
 from prunekit.engine import load_data, start_run
 from prunekit.records import EVENTS, METRICS, RunDir
@@ -34,7 +35,7 @@ def main() -> None:
     ap.add_argument("--train-images", type=int, default=10000)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--channels-last", action="store_true", default=True)
+    ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--out", default=str(RESULTS / "repr_overhead.json"))
     args = ap.parse_args()
     base = {"model": "c3_32", "dataset": "cifar10", "epochs": args.epochs, "channels_last": args.channels_last}
@@ -61,7 +62,7 @@ def main() -> None:
     event = statistics.median(event_seconds)
     projected = 100 * (6 * event) / (100 * per_epoch)
     result = {
-        "command": "python benchmarks/repr_overhead.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+        "command": command_line("repr_overhead.py"),
         "threads": torch.get_num_threads(), "walls": walls, "median_standard_s": std, "median_repr_s": rep,
         "measured_overhead_pct": 100 * (rep - std) / std, "median_event_s": event,
         "full_epoch_s_estimate": per_epoch,
