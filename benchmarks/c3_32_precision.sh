@@ -2,7 +2,7 @@
 # Does bf16 autocast train C^3(32) as well as fp32? One cell of the paper's regime
 # (standard, 100 epochs, seed SEEDS, default 0) in each precision, side by side.
 # Meant for a GPU (or a CPU with bf16 hardware): on a CPU without it, such as
-# the 2-core AVX2 machine behind the README's figures, bf16 is emulated and ~11x
+# the 2-core AVX2 machine behind the README's figures, bf16 is emulated and ~10x
 # slower than fp32, so every accuracy in the README is fp32 and this check has
 # not been run there. DEVICE (default auto), JOBS (default 2). Resumable.
 set -euo pipefail
