@@ -4,7 +4,7 @@ each RePr drop, at the warm-up and at the end.
     python benchmarks/orthogonality_evolution.py benchmarks/results/c3_32-paper/standard_seed1 \
         benchmarks/results/c3_32-paper/repr_seed1 [--out FILE.md]
 
-O_f is RePr's overlap of filter f with the rest of its layer (unit rows, mean
+O_f is RePr's overlap of filter f with the rest of its layer's alive filters (unit rows, mean
 |cosine| with the others; 0 = orthogonal to all). Sources, nothing trained again:
 the initial weights are rebuilt from the run's seed (the engine seeds torch, then
 builds the model); epoch 20 comes from ``warmup.pt`` when the run kept one; a
@@ -32,7 +32,12 @@ def conv_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def mean_overlap(weights: dict[str, torch.Tensor]) -> dict[str, float]:
-    return {name: orthogonality(w.reshape(w.shape[0], -1)).mean().item() for name, w in weights.items()}
+    """Mean O_f of the filters alive (not held at zero), each against the other alive ones."""
+    out = {}
+    for name, w in weights.items():
+        rows = w.reshape(w.shape[0], -1)
+        out[name] = orthogonality(rows[rows.norm(dim=1) > 0]).mean().item()
+    return out
 
 
 def initial_weights(cfg: dict) -> dict[str, torch.Tensor]:
