@@ -49,19 +49,21 @@ def initial_weights(cfg: dict) -> dict[str, torch.Tensor]:
 def rows_for(run: Path) -> list[tuple[str, dict[str, float]]]:
     rd = RunDir(run)
     cfg = rd.read_config()
-    rows = [("init (epoch 0)", mean_overlap(initial_weights(cfg)))]
+    init = initial_weights(cfg)
+    rows = [("init (epoch 0)", mean_overlap(init))]
     if rd.file(WARMUP).exists():
         state = torch.load(rd.file(WARMUP), map_location="cpu", weights_only=True)
         rows.append((f"warm-up (epoch {state['epoch']})", mean_overlap(conv_weights(state["model"]))))
-    plain = cfg.get("ranker") == "orthogonality" and not (cfg.get("ranker_args") or {}).get("fan_in_correction")
-    if plain and (cfg.get("ranker_args") or {}).get("normalization", "filter") == "filter":
+    ranker_args = cfg.get("ranker_args") or {}
+    if (cfg.get("ranker") == "orthogonality" and not ranker_args.get("fan_in_correction")
+            and ranker_args.get("normalization", "filter") == "filter"):
         for ev in rd.read_jsonl(EVENTS):
             if ev["event"] == "drop" and ev.get("scores"):
                 rows.append((f"drop at epoch {ev['epoch']}", {
                     g: -sum(s) / len(s) for g, s in ev["scores"].items() if None not in s}))
     state = torch.load(rd.file(CHECKPOINT), map_location="cpu", weights_only=True)
     rows.append((f"end (epoch {state['epoch']})", mean_overlap(conv_weights(state["model"]))))
-    return rows
+    return rows + [("random filters, expected", random_baseline(init))]
 
 
 def random_baseline(weights: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -81,7 +83,6 @@ def main() -> None:
     for run in args.runs:
         rows = rows_for(run)
         layers = list(rows[0][1])
-        rows.append(("random filters, expected", random_baseline(initial_weights(RunDir(run).read_config()))))
         lines += [f"# {run.name}: mean O_f per layer (lower = more orthogonal)", "",
                   "| when | " + " | ".join(layers) + " |", "|---|" + "---|" * len(layers)]
         lines += [f"| {when} | " + " | ".join(f"{v[g]:.4f}" if g in v else "–" for g in layers) + " |"

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from _results import command_line
+
 RESULTS = Path(__file__).parent / "results"
 CONFIGS = {"fp32": ("fp32", False), "fp32+cl": ("fp32", True), "bf16+cl": ("bf16", True),
            "plain-fp32": ("fp32", False)}
@@ -115,7 +117,7 @@ def main() -> None:
         print(f"{name:8s} {row['device']:5s} median {row['median_epoch_seconds']:7.1f} s/epoch "
               f"{row['images_per_s']:7.0f} img/s  peak {row['peak_memory_mb']:7.0f} MB  "
               f"epochs {[round(s, 1) for s in row['epoch_seconds']]}", flush=True)
-    record = {"command": " ".join(sys.argv), "machine": platform.processor() or platform.machine(),
+    record = {"command": command_line("train_speed.py"), "machine": platform.processor() or platform.machine(),
               "cpu_count": os.cpu_count(), "model": args.model, "dataset": args.dataset, "results": rows,
               "date": time.strftime("%Y-%m-%d %H:%M")}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,18 +29,11 @@ LOCK = ".lock"  # held (flock) by the process that trains the run
 LOCATION_KEYS = {"device", "out", "name", "data_dir"}
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _atomic(path: Path, write) -> None:
     """Write through ``write(tmp_path)`` into a temp file beside ``path``, then rename it over."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; records get the mode any new file would
+    # a fresh name, created by ``write`` itself, so the file gets the mode any new file gets (mkstemp's is 0600)
+    tmp = str(path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)
