@@ -6,6 +6,7 @@ train with masks held after every optimizer step, evaluate, record, checkpoint.
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from .errors import PrunekitError, first_line
 from .groups import GroupSet, build_groups
 from .interfaces import Drop, RankContext, Ranker, ReinitContext, Reinitializer, Restore, Schedule
 from .masks import FilterMasks, clear_optimizer_state
-from .records import EVENTS, METRICS, RunDir
+from .records import EVENTS, FORK, METRICS, RunDir
 
 
 class Callbacks:
@@ -340,6 +341,7 @@ def start_run(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
                 run.keep_warmup(ckpt)  # stopped (or forked) right at its first event
             done = run.epoch
             run_dir.truncate_jsonl(METRICS, lambda r: r["epoch"] <= done)
+            _name_own_groups_in_warmup_records(run, run_dir)
             run_dir.truncate_jsonl(EVENTS, lambda r: r["epoch"] < done)
             return run.run()
     if run_dir.has_files() and not overwrite:
@@ -349,6 +351,19 @@ def start_run(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
         run_dir.create(overwrite)
         run_dir.write_config(cfg.to_dict())
         return run.run()
+
+
+def _name_own_groups_in_warmup_records(run: Run, run_dir: RunDir) -> None:
+    """A run started from another's warm-up copied its records, whose per-group fractions (all zero: nothing
+    is dropped before the first event) name the source's groups; a run that spares a group has fewer."""
+    fork = run_dir.file(FORK)
+    if not fork.exists():
+        return
+    until = int(json.loads(fork.read_text())["epoch"])
+    own = {g.name: 0.0 for g in run.groups}
+    rows = run_dir.read_jsonl(METRICS)
+    if any(r["epoch"] <= until and r.get("dropped") != own for r in rows):
+        run_dir.write_jsonl(METRICS, [{**r, "dropped": own} if r["epoch"] <= until else r for r in rows])
 
 
 def _finite_or_none(scores: torch.Tensor) -> list[float | None]:

@@ -99,11 +99,32 @@ class FilterMasks:
 
     # ------------------------------------------------------------------ records
     def state_dict(self) -> dict:
-        return {"dropped": [d.clone() for d in self.dropped], "before_drop": [dict(b) for b in self.before_drop]}
+        return {"groups": [g.name for g in self.groups], "dropped": [d.clone() for d in self.dropped],
+                "before_drop": [dict(b) for b in self.before_drop]}
 
     def load_state_dict(self, state: dict) -> None:
-        self.dropped = [d.clone().bool() for d in state["dropped"]]
-        self.before_drop = [dict(b) for b in state["before_drop"]]
+        """Restore by group name, so that a run which may drop fewer or more groups (``exclude``) can start
+        from another's state as long as nothing is dropped in the groups they do not share; states
+        written before groups were named load by position."""
+        names = state.get("groups")
+        if names is None and not any(d.any() for d in state["dropped"]):
+            names, state = [], {"dropped": [], "before_drop": []}  # nothing held: nothing to restore
+        elif names is None:
+            names = [g.name for g in self.groups]
+        if len(names) != len(state["dropped"]):
+            raise ValueError(f"mask state holds {len(state['dropped'])} groups, this run has {len(self.groups)}")
+        saved = {n: (d, b) for n, d, b in zip(names, state["dropped"], state["before_drop"])}
+        held_elsewhere = [n for n, (d, _) in saved.items() if d.any() and n not in {g.name for g in self.groups}]
+        if held_elsewhere:
+            raise ValueError(f"mask state holds dropped filters in groups this run does not have: {', '.join(held_elsewhere)}")
+        dropped, before = [], []
+        for g in self.groups:
+            d, b = saved.get(g.name, (torch.zeros(g.size, dtype=torch.bool), {}))
+            if len(d) != g.size:
+                raise ValueError(f"mask state of group {g.name} has {len(d)} channels, this run's has {g.size}")
+            dropped.append(d.clone().bool())
+            before.append(dict(b))
+        self.dropped, self.before_drop = dropped, before
         self._rebuild()
 
 

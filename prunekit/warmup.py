@@ -18,7 +18,9 @@ from pathlib import Path
 from .config import RunConfig
 from .records import CHECKPOINT, FORK, LOCATION_KEYS, METRICS, WARMUP, RunDir, atomic_write_text
 
-METHOD_KEYS = {"method", "ranker", "reinitializer", "schedule", "ranker_args", "reinitializer_args", "schedule_args"}
+# what a run prunes and how: none of it acts before the first event (which groups may be dropped included)
+METHOD_KEYS = {"method", "ranker", "reinitializer", "schedule", "ranker_args", "reinitializer_args", "schedule_args",
+               "exclude", "exclude_first"}
 
 
 def first_event_epoch(cfg: RunConfig) -> int | None:

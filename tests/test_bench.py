@@ -222,6 +222,27 @@ def test_a_cell_started_from_a_siblings_warmup_matches_one_run_from_scratch(tmp_
     assert (alone / "random_seed0" / "events.jsonl").read_text().count('"drop"') == 1  # the events did happen
 
 
+def test_a_cell_that_spares_the_first_conv_starts_from_the_warmup_and_matches_one_run_from_scratch(tmp_path, capsys):
+    import torch
+
+    grid = ["bench", "--methods", "repr", "--ablate", "--set", "exclude_first=true", "--seeds", "0",
+            "--dataset", "synthetic", "--model", "c2_8", "--epochs", "4", "--s1", "2", "--s2", "1",
+            "--batch-size", "64", "--momentum", "0.9", "--jobs", "1", "--quiet"]
+    shared, alone = tmp_path / "shared", tmp_path / "alone"
+    code, _, err = run_cli([*grid, "--out", str(shared)], capsys)
+    assert code == 0, err
+    assert err.count("starts from the warm-up of repr_seed0 (epochs 1-2)") == 1, err
+    code, _, err = run_cli([*grid, "--no-share-warmup", "--out", str(alone)], capsys)
+    assert code == 0 and "warm-up of" not in err, err
+    name = "repr_exclude_first=True_seed0"
+    assert _records_without_timing(shared / name / "metrics.jsonl") == _records_without_timing(alone / name / "metrics.jsonl")
+    events = [json.loads(line) for line in (alone / name / "events.jsonl").read_text().splitlines()]
+    assert events and all("features.0" not in e["dropped"] for e in events if e["event"] == "drop")
+    a = torch.load(shared / name / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(alone / name / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_no_cell_starts_from_a_warmup_of_other_training_settings_or_past_its_own_first_event(tmp_path, capsys):
     out = tmp_path / "grid"
     code, _, err = run_cli(["bench", "--methods", "repr", "--set", "schedule.s1=2,1", "--set", "lr=0.05,0.1",

@@ -144,3 +144,24 @@ def test_mask_state_roundtrip(tiny_bn, example8):
     other.load_state_dict(masks.state_dict())
     assert [d.tolist() for d in other.dropped] == [d.tolist() for d in masks.dropped]
     assert other.before_drop[0].keys() == masks.before_drop[0].keys()
+
+
+def test_mask_state_loads_by_group_name_into_a_run_that_spares_a_group():
+    model = c3_32(image_size=8)
+    example = torch.zeros(1, 3, 8, 8)
+    every, spared = build_groups(model, example), build_groups(model, example, exclude_first=True)
+    assert [g.name for g in every][1:] == [g.name for g in spared]
+    full = FilterMasks(model, every)
+    full.drop(_pick(every, [(1, [3])]))
+    fewer = FilterMasks(model, spared)
+    fewer.load_state_dict(full.state_dict())  # features.2 keeps its dropped filter, by name
+    assert fewer.dropped[0].nonzero().flatten().tolist() == [3] and not fewer.dropped[1].any()
+    full.drop(_pick(every, [(0, [0])]))  # now the first conv, which `fewer` never drops, holds one too
+    with pytest.raises(ValueError, match="features.0"):
+        fewer.load_state_dict(full.state_dict())
+    legacy = {k: v for k, v in full.state_dict().items() if k != "groups"}  # written before groups were named
+    FilterMasks(model, every).load_state_dict(legacy)  # by position
+    with pytest.raises(ValueError, match="3 groups"):
+        fewer.load_state_dict(legacy)
+    fewer.load_state_dict({k: v for k, v in FilterMasks(model, every).state_dict().items() if k != "groups"})
+    assert not any(d.any() for d in fewer.dropped)  # nothing held anywhere: loads into any grouping
