@@ -16,5 +16,6 @@ link_finished_run() {  # RUN LINK: count a finished run as a cell of a second gr
     return 1
   fi
   mkdir -p "$(dirname "$link")"
-  ln -s "$(realpath --relative-to="$(dirname "$link")" "$run")" "$link"
+  # a relative link, so that the results folder can move (python: BSD/macOS realpath has no --relative-to)
+  ln -s "$(python3 -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' "$run" "$(dirname "$link")")" "$link"
 }

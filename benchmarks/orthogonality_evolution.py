@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from prunekit import registry
+from prunekit.config import resolve
+from prunekit.engine import build_model, load_data
 from prunekit.records import CHECKPOINT, EVENTS, WARMUP, RunDir
 from prunekit_plugins.repr import orthogonality
 
@@ -41,9 +42,11 @@ def mean_overlap(weights: dict[str, torch.Tensor]) -> dict[str, float]:
 
 
 def initial_weights(cfg: dict) -> dict[str, torch.Tensor]:
-    torch.manual_seed(cfg["seed"])
-    model = registry.get("models", cfg["model"])(num_classes=10, in_channels=3, image_size=32)
-    return conv_weights(model.state_dict())
+    """As the engine builds them: seed, then the model for the run's dataset (its shape and classes)."""
+    run_cfg = resolve(cfg)
+    data = load_data(run_cfg)
+    torch.manual_seed(run_cfg.seed)
+    return conv_weights(build_model(run_cfg, data).state_dict())
 
 
 def rows_for(run: Path) -> list[tuple[str, dict[str, float]]]:
