@@ -145,6 +145,37 @@ def ready_cell(out: Path, cell: Cell, cfg, cells: list[Cell], share_warmup: bool
     return "starts"
 
 
+def warmup_leaders(out: Path, cells: list[Cell], configs: list) -> dict[str, str]:
+    """For each new cell that no kept warm-up fits yet, the unfinished sibling that will keep one it can
+    start from (same seed and training settings, kept no later than the cell's own first event); the
+    cell waits for it instead of computing the same epochs beside it. A cell that keeps a warm-up
+    itself waits only for an earlier one, so no two cells wait for each other."""
+    from . import warmup
+
+    firsts = [warmup.first_event_epoch(cfg) for cfg in configs]
+    settings = [warmup.training_settings(cfg.to_dict()) for cfg in configs]
+    leaders: dict[str, str] = {}
+    for i, (cell, cfg) in enumerate(zip(cells, configs)):
+        siblings = [out / c.name for c in cells if c.seed == cell.seed and c != cell]
+        if cell_state(out, cell) != "new" or warmup.find_source(cfg, siblings):
+            continue
+        best = None
+        for j, other in enumerate(cells):
+            first = firsts[j]
+            if j == i or other.seed != cell.seed or settings[j] != settings[i] or not first:
+                continue
+            if firsts[i] is not None and (first > firsts[i] or j > i):
+                continue
+            rd = RunDir(out / other.name)
+            if rd.finished or len(rd.read_jsonl(METRICS)) > first:  # past its first event: it keeps none now
+                continue
+            if best is None or first > firsts[best]:
+                best = j
+        if best is not None:
+            leaders[cell.name] = cells[best].name
+    return leaders
+
+
 def cell_state(out: Path, cell: Cell) -> str:
     rd = RunDir(out / cell.name)
     if rd.finished:

@@ -143,7 +143,8 @@ def _print_summary(summary: dict) -> None:
 @click.option("--table-only", is_flag=True, help="Only rebuild the tables and plots from what has run.")
 @click.option("--share-warmup/--no-share-warmup", default=True, show_default=True,
               help="Start a new cell from the state of a same-seed cell at its schedule's first event, "
-                   "when their training settings agree (the same numbers, fewer epochs).")
+                   "when their training settings agree (the same numbers, fewer epochs); with --jobs, such a "
+                   "cell waits for the sibling that will keep that state rather than compute it again.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Cells run side by side, each in its own process (logs in OUT/<cell>.log).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads per cell (default: cores / jobs).")
@@ -230,12 +231,14 @@ def _bench_in_workers(out_dir, cells, configs, share_warmup, jobs, threads, quie
     from .records import RunDir
 
     pending = []
+    leaders = grid_mod.warmup_leaders(out_dir, cells, configs) if share_warmup else {}
     for cell, cfg in zip(cells, configs):
         if grid_mod.cell_state(out_dir, cell) == "done":
             console.log(f"{cell.name}: done")
             continue
         ready = partial(grid_mod.ready_cell, out_dir, cell, cfg, cells, share_warmup)
-        pending.append(workers.Job(cell.name, RunDir(out_dir / cell.name), cfg.epochs, out_dir / f"{cell.name}.log", ready))
+        pending.append(workers.Job(cell.name, RunDir(out_dir / cell.name), cfg.epochs, out_dir / f"{cell.name}.log",
+                                   ready, leader=leaders.get(cell.name)))
     failed = workers.run_jobs(pending, jobs, threads, _location_options(configs[0]), console, quiet)
     if failed:
         try:

@@ -5,6 +5,11 @@ Each job's run directory is made resumable just before its worker starts (its
 stopped leaves a run that the next ``prunekit bench`` picks up at its last
 finished epoch. Each worker gets
 ``threads`` CPU threads and appends its output to ``<grid>/<cell>.log``.
+
+A job with a ``leader`` waits until that job has kept its warm-up (or ended), so
+that it starts from the warm-up rather than computing the same epochs beside it;
+meanwhile the leader gets the cores the waiting job would have had, and is
+restarted with its share (losing at most the epoch under way) when the job starts.
 """
 from __future__ import annotations
 
@@ -37,6 +42,8 @@ class Job:
     log_offset: int = 0  # where this attempt's output starts in the log
     task: int | None = None
     done_epochs: int = field(default=0)
+    leader: str | None = None  # the job whose warm-up this one starts from, once kept
+    threads: int = 0
 
 
 def default_threads(jobs: int, cells: int) -> int:
@@ -45,6 +52,7 @@ def default_threads(jobs: int, cells: int) -> int:
 
 
 def _start(job: Job, threads: int, location: list[str]) -> None:
+    job.threads = threads
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "prunekit", "run", "--resume", str(job.run_dir.path), *location, "--quiet"]
     job.log_offset = job.log.stat().st_size if job.log.exists() else 0
@@ -86,9 +94,13 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list
             total = progress.add_task("grid epochs", total=sum(j.epochs for j in jobs),
                                       completed=sum(j.done_epochs for j in jobs), info="")
             while waiting or running:
-                while waiting and len(running) < parallel:
-                    n_threads = threads or default_threads(parallel, len(waiting) + len(running))
-                    job = waiting.pop(0)
+                while len(running) < parallel:
+                    startable = [j for j in waiting if _leader_settled(j, waiting + running)]
+                    if not startable:
+                        break
+                    job = startable[0]
+                    waiting.remove(job)
+                    n_threads = threads or default_threads(parallel, len(startable) + len(running))
                     try:
                         how = job.ready()
                         job.done_epochs = _epochs_done(job)
@@ -96,6 +108,14 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list
                         failed.append(job.name)
                         console.log(f"[red]failed[/red] {job.name}: {exc}")
                         continue
+                    for other in running:  # a leader that ran with the cores of a job waiting for it
+                        if other.threads > n_threads and other.process.poll() is None:
+                            _stop([other.process])
+                            if other.run_dir.finished:  # it ended on its own meanwhile: the poll below sees it
+                                continue
+                            _start(other, n_threads, location)
+                            console.log(f"{other.name}: resumes after epoch {_epochs_done(other)} to share the "
+                                        f"cores with {job.name} (threads {n_threads})")
                     running.append(job)
                     _start(job, n_threads, location)
                     job.task = progress.add_task(job.name, total=job.epochs, completed=job.done_epochs, info="")
@@ -119,6 +139,12 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list
         _stop([job.process for job in running if job.process is not None])
         raise
     return failed
+
+
+def _leader_settled(job: Job, active: list[Job]) -> bool:
+    """Whether ``job`` may start: it has no leader, or its leader has kept its warm-up or is no longer running."""
+    leader = next((j for j in active if j.name == job.leader), None)
+    return leader is None or leader.run_dir.warmup_info() is not None
 
 
 def _stop(processes: list[subprocess.Popen], grace_seconds: float = 60) -> None:

@@ -1,6 +1,7 @@
 """`prunekit bench`: a tiny grid on synthetic data, resumable, with tables that match the runs."""
 import csv
 import json
+import re
 
 import pytest
 
@@ -112,6 +113,28 @@ def test_bench_jobs_runs_cells_in_worker_processes_and_reports_a_failed_cell(tmp
     code, _, err = run_cli(argv, capsys)
     assert code == 2 and "1 cell(s) failed (repr_seed0)" in err and "Traceback" not in err
     assert "is damaged" in err and (out / "standard_seed0" / "summary.json").exists()
+
+
+def test_a_cell_waits_for_the_warmup_a_sibling_will_keep_and_its_leader_gets_the_idle_cores(tmp_path, capsys):
+    import os
+
+    out = tmp_path / "grid"
+    argv = ["bench", "--methods", "standard,repr", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
+            "--epochs", "12", "--s1", "2", "--s2", "1", "--batch-size", "64", "--quiet", "--jobs", "2",
+            "--out", str(out)]  # 10 epochs after the warm-up (~5 s): the leader still runs when standard starts
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    cores = os.cpu_count() or 1
+    # standard comes first in the grid but would compute repr's first two epochs again: it waits
+    assert f"repr_seed0: starts (threads {cores}," in err
+    assert "standard_seed0: starts from the warm-up of repr_seed0 (epochs 1-2)" in err
+    if cores > 1:
+        assert re.search(rf"repr_seed0: resumes after epoch \d+ to share the cores with standard_seed0 \(threads {cores // 2}\)",
+                         err), err
+    assert json.loads((out / "standard_seed0" / "fork.json").read_text())["epoch"] == 2
+    assert all((out / n / "summary.json").exists() for n in ("standard_seed0", "repr_seed0"))
+    assert _records_without_timing(out / "standard_seed0" / "metrics.jsonl")[:2] == \
+        _records_without_timing(out / "repr_seed0" / "metrics.jsonl")[:2]
 
 
 def test_sigterm_stops_every_worker_and_keeps_their_finished_epochs(tmp_path, capsys, monkeypatch):
