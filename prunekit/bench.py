@@ -176,6 +176,19 @@ def warmup_leaders(out: Path, cells: list[Cell], configs: list) -> dict[str, str
     return leaders
 
 
+def leaders_first(cells: list[Cell], leaders: dict[str, str]) -> list[int]:
+    """Grid order, except that a cell waits until its warm-up leader has been placed (one at a time)."""
+    order: list[int] = []
+    placed: set[str] = set()
+    pending = list(range(len(cells)))
+    while pending:
+        i = next(i for i in pending if leaders.get(cells[i].name) in (None, *placed))
+        pending.remove(i)
+        placed.add(cells[i].name)
+        order.append(i)
+    return order
+
+
 def cell_state(out: Path, cell: Cell) -> str:
     rd = RunDir(out / cell.name)
     if rd.finished:

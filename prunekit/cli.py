@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+from contextlib import contextmanager
 import signal
 import sys
 from pathlib import Path
@@ -117,7 +118,7 @@ def _train(cfg, quiet: bool, **kw) -> dict:
     from .engine import start_run
     from .progress import RichProgress
 
-    with RichProgress(console, cfg, quiet=quiet) as progress:
+    with _sigterm_as_interrupt(), RichProgress(console, cfg, quiet=quiet) as progress:
         return start_run(cfg, callbacks=progress, **kw)
 
 
@@ -175,17 +176,15 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
     for cell, cfg in zip(cells, configs):
         grid_mod.check_cell(out_dir, cell, cfg)
     if not table_only:
-        previous = signal.signal(signal.SIGTERM, _interrupt)  # a plain `kill` stops the grid like Ctrl-C
         try:
-            if jobs > 1:
-                _bench_in_workers(out_dir, cells, configs, share_warmup, jobs, threads, quiet)
-            else:
-                _bench_in_process(out_dir, cells, configs, share_warmup, threads, quiet)
+            with _sigterm_as_interrupt():
+                if jobs > 1:
+                    _bench_in_workers(out_dir, cells, configs, share_warmup, jobs, threads, quiet)
+                else:
+                    _bench_in_process(out_dir, cells, configs, share_warmup, threads, quiet)
         except KeyboardInterrupt:
             console.print("interrupted; rerun the same command to resume the grid (finished epochs are kept)")
             sys.exit(130)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
     md, cs, rows = grid_mod.write_tables(out_dir)
     out.print(md.read_text())
     out.print(f"wrote {md} and {cs}")
@@ -204,6 +203,17 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+@contextmanager
+def _sigterm_as_interrupt():
+    """A plain `kill` stops training like Ctrl-C (at the last finished epoch). It also reaches a process
+    started in the background by a shell, which ignores Ctrl-C's SIGINT there."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _bench_in_process(out_dir, cells, configs, share_warmup, threads, quiet) -> None:
     from . import bench as grid_mod
     from .engine import start_run
@@ -213,7 +223,9 @@ def _bench_in_process(out_dir, cells, configs, share_warmup, threads, quiet) -> 
         import torch
 
         torch.set_num_threads(threads)
-    for i, (cell, cfg) in enumerate(zip(cells, configs), 1):
+    leaders = grid_mod.warmup_leaders(out_dir, cells, configs) if share_warmup else {}
+    for i, k in enumerate(grid_mod.leaders_first(cells, leaders), 1):
+        cell, cfg = cells[k], configs[k]
         if grid_mod.cell_state(out_dir, cell) == "done":
             console.log(f"[bold]cell {i}/{len(cells)}[/bold] {cell.name}: done")
             continue
@@ -325,11 +337,8 @@ def main(argv=None) -> None:
     except PrunekitError as exc:
         console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        console.print("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        console.print("interrupted; continue with `prunekit run --resume <run dir>`")
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C inside a command into Abort
+        console.print("interrupted; finished epochs are kept: continue with `prunekit run --resume <run dir>`")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

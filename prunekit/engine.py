@@ -163,11 +163,12 @@ class Run:
         self.masks.hold(self.optimizer)
 
     def save_state(self) -> None:
-        """The checkpoint, and at the schedule's first event also the warm-up (first, so that
-        no checkpoint at that epoch exists without it)."""
+        """The checkpoint, and at the schedule's first event then the warm-up: a run stopped between
+        the two keeps it when resumed (see ``start_run``), and a kept warm-up is always the state the
+        run went on from."""
         state = self.state_dict()
-        self.keep_warmup(state)
         self.dir.save_checkpoint(state)
+        self.keep_warmup(state)
 
     def keep_warmup(self, state: dict) -> None:
         """Keep ``state`` as the run's warm-up when it is the state at the schedule's first event."""

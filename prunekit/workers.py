@@ -8,8 +8,9 @@ finished epoch. Each worker gets
 
 A job with a ``leader`` waits until that job has kept its warm-up (or ended), so
 that it starts from the warm-up rather than computing the same epochs beside it;
-meanwhile the leader gets the cores the waiting job would have had, and is
-restarted with its share (losing at most the epoch under way) when the job starts.
+meanwhile the leader gets the cores the waiting job would have had (unless
+``threads`` is fixed), and is restarted with its share when the job starts: it
+has just kept its warm-up, so it loses at most the start of one epoch.
 """
 from __future__ import annotations
 
@@ -129,7 +130,7 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list
                         continue
                     running.remove(job)
                     progress.remove_task(job.task)
-                    if code == 0 and job.run_dir.finished:
+                    if job.run_dir.finished:  # even if stopped by us while it was ending
                         console.log(f"finished {job.name}")
                     else:
                         failed.append(job.name)
@@ -148,10 +149,11 @@ def _leader_settled(job: Job, active: list[Job]) -> bool:
 
 
 def _stop(processes: list[subprocess.Popen], grace_seconds: float = 60) -> None:
-    """Ask workers to stop as Ctrl-C would (they keep their finished epochs); kill what lingers."""
+    """Ask workers to stop as Ctrl-C would (they keep their finished epochs); kill what lingers. SIGTERM, which
+    `prunekit run` takes as Ctrl-C: a shell's background job ignores SIGINT, and so do the workers it starts."""
     for proc in processes:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGTERM)
     for proc in processes:
         try:
             proc.wait(timeout=grace_seconds)

@@ -115,14 +115,23 @@ def test_bench_jobs_runs_cells_in_worker_processes_and_reports_a_failed_cell(tmp
     assert "is damaged" in err and (out / "standard_seed0" / "summary.json").exists()
 
 
-def test_a_cell_waits_for_the_warmup_a_sibling_will_keep_and_its_leader_gets_the_idle_cores(tmp_path, capsys):
+def test_a_cell_waits_for_the_warmup_a_sibling_will_keep_and_its_leader_gets_the_idle_cores(tmp_path, capsys,
+                                                                                          monkeypatch):
     import os
+    import signal
 
+    import prunekit.workers as workers
+
+    monkeypatch.setattr(workers, "POLL_SECONDS", 0.1)  # sees the warm-up while the leader still has epochs to go
     out = tmp_path / "grid"
     argv = ["bench", "--methods", "standard,repr", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
             "--epochs", "12", "--s1", "2", "--s2", "1", "--batch-size", "64", "--quiet", "--jobs", "2",
-            "--out", str(out)]  # 10 epochs after the warm-up (~5 s): the leader still runs when standard starts
-    code, _, err = run_cli(argv, capsys)
+            "--device", "cpu", "--out", str(out)]
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a shell's background job: workers inherit it
+    try:
+        code, _, err = run_cli(argv, capsys)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert code == 0, err
     cores = os.cpu_count() or 1
     # standard comes first in the grid but would compute repr's first two epochs again: it waits
@@ -131,10 +140,41 @@ def test_a_cell_waits_for_the_warmup_a_sibling_will_keep_and_its_leader_gets_the
     if cores > 1:
         assert re.search(rf"repr_seed0: resumes after epoch \d+ to share the cores with standard_seed0 \(threads {cores // 2}\)",
                          err), err
+        assert "interrupted; finished epochs are kept" in (out / "repr_seed0.log").read_text()  # stopped, not killed
     assert json.loads((out / "standard_seed0" / "fork.json").read_text())["epoch"] == 2
     assert all((out / n / "summary.json").exists() for n in ("standard_seed0", "repr_seed0"))
     assert _records_without_timing(out / "standard_seed0" / "metrics.jsonl")[:2] == \
         _records_without_timing(out / "repr_seed0" / "metrics.jsonl")[:2]
+
+
+def test_warmup_leaders_pick_a_sibling_that_will_keep_a_usable_warmup_and_leaders_run_first(tmp_path, capsys):
+    from prunekit import bench as grid_mod
+
+    def plan(methods, sets=()):
+        cells = grid_mod.grid(methods, grid_mod.parse_grid_sets(list(sets)), [0])
+        base = {"dataset": "synthetic", "model": "c2_8", "epochs": 6, "s1": 2, "s2": 1}
+        configs = grid_mod.cell_configs(cells, base, tmp_path / "grid")
+        leaders = grid_mod.warmup_leaders(tmp_path / "grid", cells, configs)
+        return cells, leaders, [cells[i].name for i in grid_mod.leaders_first(cells, leaders)]
+
+    cells, leaders, order = plan(["standard", "repr", "random"])
+    # standard keeps no warm-up and may wait for a later cell; random keeps one, so it waits only for an earlier one
+    assert leaders == {"standard_seed0": "repr_seed0", "random_seed0": "repr_seed0"}
+    assert order == ["repr_seed0", "standard_seed0", "random_seed0"]
+    _, leaders, _ = plan(["repr"], ["lr=0.05,0.1"])
+    assert leaders == {}  # other training settings share nothing
+    _, leaders, _ = plan(["repr"], ["schedule.s1=1,2"])
+    assert leaders == {"repr_schedule.s1=2_seed0": "repr_schedule.s1=1_seed0"}  # epoch 1 is before its own drop
+    _, leaders, _ = plan(["repr"], ["schedule.s1=2,1"])
+    assert leaders == {}  # the epoch-2 warm-up comes after s1=1's drop; s1=2 may not wait for a later cell
+    # a sibling already past its first event without a kept warm-up will never keep one
+    code, _, err = run_cli(["bench", "--methods", "repr", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
+                            "--epochs", "6", "--s1", "2", "--s2", "1", "--quiet", "--out", str(tmp_path / "grid")], capsys)
+    assert code == 0, err
+    for name in ("warmup.pt", "warmup.json"):
+        (tmp_path / "grid" / "repr_seed0" / name).unlink()
+    _, leaders, _ = plan(["standard", "repr"])
+    assert leaders == {}
 
 
 def test_sigterm_stops_every_worker_and_keeps_their_finished_epochs(tmp_path, capsys, monkeypatch):

@@ -160,7 +160,9 @@ def test_mask_state_loads_by_group_name_into_a_run_that_spares_a_group():
     with pytest.raises(ValueError, match="features.0"):
         fewer.load_state_dict(full.state_dict())
     legacy = {k: v for k, v in full.state_dict().items() if k != "groups"}  # written before groups were named
-    FilterMasks(model, every).load_state_dict(legacy)  # by position
+    again = FilterMasks(model, every)
+    again.load_state_dict(legacy)  # by position
+    assert [d.tolist() for d in again.dropped] == [d.tolist() for d in full.dropped]
     with pytest.raises(ValueError, match="3 groups"):
         fewer.load_state_dict(legacy)
     fewer.load_state_dict({k: v for k, v in FilterMasks(model, every).state_dict().items() if k != "groups"})
