@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import inspect
-from contextlib import contextmanager
 import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click

@@ -114,7 +114,8 @@ class FilterMasks:
         if len(names) != len(state["dropped"]):
             raise ValueError(f"mask state holds {len(state['dropped'])} groups, this run has {len(self.groups)}")
         saved = {n: (d, b) for n, d, b in zip(names, state["dropped"], state["before_drop"])}
-        held_elsewhere = [n for n, (d, _) in saved.items() if d.any() and n not in {g.name for g in self.groups}]
+        own = {g.name for g in self.groups}
+        held_elsewhere = [n for n, (d, _) in saved.items() if d.any() and n not in own]
         if held_elsewhere:
             raise ValueError(f"mask state holds dropped filters in groups this run does not have: {', '.join(held_elsewhere)}")
         dropped, before = [], []
