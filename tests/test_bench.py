@@ -94,6 +94,14 @@ def test_table_only_on_an_empty_folder_is_a_user_error_and_writes_nothing(tmp_pa
     assert not out.exists()
 
 
+def test_a_grid_on_a_missing_gpu_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    out = tmp_path / "gpu_grid"
+    code, _, err = run_cli([*GRID, "--out", str(out), "--device", "cuda"], capsys)
+    assert code == 2 and "no CUDA GPU is available" in err and "Traceback" not in err
+    assert not out.exists()
+
+
 def test_bench_jobs_runs_cells_in_worker_processes_and_reports_a_failed_cell(tmp_path, capsys):
     out = tmp_path / "grid"
     argv = ["bench", "--methods", "standard,repr", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
