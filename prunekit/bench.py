@@ -1,7 +1,7 @@
 """Grids of runs (methods × option sets × seeds) and the tables that compare them.
 
 A grid lives in one folder: ``bench.json`` (the grid's spec) and one run
-directory per cell, named ``<method>[_<key>=<value>...]_seed<N>``. Running the
+directory per cell, named ``<method>[_<key>=<value>...]_seed<N>`` (keys sorted). Running the
 same grid again skips finished cells and resumes interrupted ones, so a grid
 that takes many hours can be stopped at any point.
 """
@@ -31,8 +31,8 @@ class Cell:
     seed: int
 
     @property
-    def label(self) -> str:
-        return "_".join([self.method] + [f"{k}={_fmt(v)}" for k, v in self.options.items()])
+    def label(self) -> str:  # keys sorted: the order of the --set options does not rename the cell
+        return "_".join([self.method] + [f"{k}={_fmt(v)}" for k, v in sorted(self.options.items())])
 
     @property
     def name(self) -> str:
@@ -43,21 +43,50 @@ def _fmt(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+# set per cell or per call, never a column: bench names cells by method and seed, and a worker resumes on
+# the call's device and data folder
+NOT_AN_AXIS = {"method", "seed", "name", "out", "device", "data_dir"}
+
+
 def parse_grid_sets(pairs: list[str], ablate: bool = False) -> list[dict[str, Any]]:
     """``--set k=a,b --set j=x`` -> every combination [{k: a, j: x}, {k: b, j: x}];
     with ``ablate``, the base column and one column per value, each alone:
-    [{}, {k: a}, {k: b}, {j: x}]."""
+    [{}, {k: a}, {k: b}, {j: x}]. A list value keeps its commas: ``--set exclude=[a,b],[c]``."""
     from .config import parse_value
 
-    axes = []
+    axes, keys = [], set()
     for pair in pairs:
         if "=" not in pair:
             raise PrunekitError(f"--set takes key=value[,value...], got {pair!r}; e.g. --set ranker=l1,random")
-        key, values = pair.split("=", 1)
-        axes.append([(key.strip(), parse_value(v)) for v in values.split(",")])
+        key, values = (part.strip() for part in pair.split("=", 1))
+        if key in NOT_AN_AXIS:
+            raise PrunekitError(f"--set {key}=... cannot be a grid axis in bench; use --methods/--seeds for methods "
+                                f"and seeds, and --{key.replace('_', '-')} once for the whole grid")
+        if key in keys:
+            raise PrunekitError(f"--set {key} is given twice; list its values once: --set {key}=A,B")
+        keys.add(key)
+        raw = split_values(values)
+        if len(set(raw)) < len(raw):
+            raise PrunekitError(f"--set {key}={values} lists a value twice; list each once")
+        axes.append([(key, parse_value(v)) for v in raw])
     if ablate:
         return [{}] + [{key: value} for axis in axes for key, value in axis]
     return [dict(combo) for combo in itertools.product(*axes)] or [{}]
+
+
+def split_values(text: str) -> list[str]:
+    """Split on the commas outside brackets: ``l1,[a,b]`` -> ``["l1", "[a,b]"]``."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    if depth != 0 or not all(parts):
+        raise PrunekitError(f"cannot read the values {text!r}: give them separated by commas, lists in brackets, "
+                            f"e.g. ranker=l1,random or exclude=[features.0],[features.0,features.2]")
+    return parts
 
 
 def grid(methods: list[str], option_sets: list[dict], seeds: list[int]) -> list[Cell]:
@@ -87,22 +116,33 @@ def cell_configs(cells: list[Cell], base: dict, out: Path) -> list:
     return configs
 
 
-def check_spec(out: Path, spec: dict) -> None:
-    """Refuse to mix two different grids in one folder; write the spec for a new one."""
+def check_spec(out: Path, spec: dict) -> dict:
+    """Refuse to mix two different grids in one folder; returns the spec to write (the folder's, extended
+    by this call's cells). Where the grid runs (device, data folder) is not part of it: a grid may be
+    resumed on another machine."""
     path = out / SPEC
+    spec = {**spec, "base": _without_location(spec["base"])}
     if path.exists():
         old = _read_spec(path)
-        if old.get("base") != spec["base"]:
-            diff = sorted(k for k in set(old.get("base", {})) | set(spec["base"])
-                          if old.get("base", {}).get(k) != spec["base"].get(k))
+        old_base = _without_location(old.get("base", {}))
+        if old_base != spec["base"]:
+            diff = sorted(k for k in set(old_base) | set(spec["base"]) if old_base.get(k) != spec["base"].get(k))
             raise PrunekitError(
                 f"{out} holds a grid with other base options ({', '.join(diff)}); give another --out "
                 f"or repeat the original options"
             )
         spec = {**spec, "methods": _union(old["methods"], spec["methods"]), "sets": _union(old["sets"], spec["sets"]),
                 "seeds": _union(old["seeds"], spec["seeds"])}
+    return spec
+
+
+def write_spec(out: Path, spec: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(json.dumps(spec, indent=2) + "\n", path)  # key order names the cells
+    atomic_write_text(json.dumps(spec, indent=2) + "\n", out / SPEC)
+
+
+def _without_location(base: dict) -> dict:
+    return {k: v for k, v in base.items() if k not in LOCATION_KEYS}
 
 
 def _union(a: list, b: list) -> list:
@@ -201,6 +241,7 @@ def cell_state(out: Path, cell: Cell) -> str:
 # --------------------------------------------------------------------------- tables
 COLUMNS = ["method", "runs", "epochs", "final_test_acc", "best_test_acc", "final_train_acc", "gap",
            "wall_seconds", "images_per_s", "overhead"]  # overhead: time per epoch vs the grid's first method
+MEAN_STD = {"final_test_acc", "best_test_acc", "final_train_acc", "gap", "wall_seconds", "images_per_s"}
 
 
 def collect(out: Path) -> list[dict]:
@@ -245,7 +286,7 @@ def _run_record(path: Path) -> dict | None:
     metrics = rd.read_jsonl(METRICS)
     if not metrics:
         return None
-    return {"metrics": metrics, "summary": rd.read_summary()}
+    return {"metrics": metrics, "summary": rd.read_summary(), "forked_at": rd.fork_epoch()}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -253,19 +294,24 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def _aggregate(label: str, records: list[dict], epochs: int, runs: str) -> dict:
+    """Accuracies over all epochs; speed (images/s, time per epoch, hence overhead) over the epochs each
+    run trained itself, not those it took from a sibling's warm-up, timed in the sibling's process.
+    wall_seconds is the whole record's: what one run of all its epochs took."""
     last = [r["metrics"][-1] for r in records]
     seconds = [sum(m["seconds"] for m in r["metrics"]) for r in records]
+    own = [r["metrics"][r["forked_at"]:] for r in records]
+    timed = [epochs_ for epochs_ in own if epochs_]
     row = {
         "method": label, "runs": runs,
-        "epochs": "/".join(sorted({str(m["epoch"]) for m in last})) + f" of {epochs}",
+        "epochs": "/".join(str(e) for e in sorted({m["epoch"] for m in last})) + f" of {epochs}",
         "final_test_acc": _mean_std([m["test_acc"] for m in last]),
         "best_test_acc": _mean_std([max(x["test_acc"] for x in r["metrics"]) for r in records]),
         "final_train_acc": _mean_std([m["train_acc"] for m in last]),
         "gap": _mean_std([m["train_acc"] - m["test_acc"] for m in last]),
         "wall_seconds": _mean_std(seconds),
-        "images_per_s": _mean_std([statistics.mean(x["images_per_s"] for x in r["metrics"]) for r in records]),
+        "images_per_s": _mean_std([statistics.mean(m["images_per_s"] for m in t) for t in timed]) if timed else None,
         "overhead": None,
-        "_per_epoch": statistics.mean(s / len(r["metrics"]) for s, r in zip(seconds, records)),
+        "_per_epoch": statistics.mean(sum(m["seconds"] for m in t) / len(t) for t in timed) if timed else None,
     }
     return row
 
@@ -293,13 +339,16 @@ def csv_text(rows: list[dict]) -> str:
     w = csv.writer(buf)
     header = []
     for k in COLUMNS:
-        header += [f"{k}_mean", f"{k}_std"] if isinstance(rows[0][k], tuple) else [k]
+        header += [f"{k}_mean", f"{k}_std"] if k in MEAN_STD else [k]
     w.writerow(header)
     for r in rows:
         line = []
         for k in COLUMNS:
             v = r[k]
-            line += list(v) if isinstance(v, tuple) else [v if v is not None else ""]
+            if k in MEAN_STD:
+                line += list(v) if v is not None else ["", ""]
+            else:
+                line.append(v if v is not None else "")
         w.writerow(line)
     return buf.getvalue()
 

@@ -167,6 +167,12 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
     except ValueError:
         raise PrunekitError(f"--seeds takes integers separated by commas, got {seeds!r}") from None
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
+    if not method_list:
+        raise PrunekitError("--methods names no method; give a comma list, e.g. --methods standard,repr")
+    for name, values in (("--methods", method_list), ("--seeds", seed_list)):
+        twice = sorted({str(v) for v in values if values.count(v) > 1})
+        if twice:
+            raise PrunekitError(f"{name} lists {', '.join(twice)} more than once; list each once")
     option_sets = grid_mod.parse_grid_sets(list(sets), ablate)
     cells = grid_mod.grid(method_list, option_sets, seed_list)
     configs = grid_mod.cell_configs(cells, given, out_dir)  # validates every cell before any run
@@ -176,9 +182,10 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
         from .engine import resolve_device
 
         resolve_device(configs[0].device)
-    grid_mod.check_spec(out_dir, {"base": given, "methods": method_list, "sets": option_sets, "seeds": seed_list})
-    for cell, cfg in zip(cells, configs):
+    spec = grid_mod.check_spec(out_dir, {"base": given, "methods": method_list, "sets": option_sets, "seeds": seed_list})
+    for cell, cfg in zip(cells, configs):  # before the grid's record takes in these cells
         grid_mod.check_cell(out_dir, cell, cfg)
+    grid_mod.write_spec(out_dir, spec)
     if not table_only:
         try:
             with _sigterm_as_interrupt():

@@ -153,13 +153,30 @@ class RunDir:
         if not (self.file(WARMUP).exists() and self.file(WARMUP_INFO).exists()):
             return None
         try:
-            return json.loads(self.file(WARMUP_INFO).read_text())
+            info = json.loads(self.file(WARMUP_INFO).read_text())
         except (OSError, json.JSONDecodeError):
             return None  # damaged: not a source to start from
+        return info if isinstance(info, dict) and isinstance(info.get("epoch"), int) else None
+
+    def fork_epoch(self) -> int:
+        """The epochs this run took from another run's warm-up (0 when it trained them all)."""
+        if not self.file(FORK).exists():
+            return 0
+        try:
+            return int(json.loads(self.file(FORK).read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise PrunekitError(f"cannot read {self.file(FORK)}; the run's record of its warm-up source is "
+                                f"damaged") from None
 
     def write_summary(self, summary: dict) -> None:
         atomic_write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", self.file(SUMMARY))
 
     def read_summary(self) -> dict | None:
         path = self.file(SUMMARY)
-        return json.loads(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise PrunekitError(f"cannot read {path} ({type(exc).__name__}); the run's summary is damaged: "
+                                f"remove it and resume the run to write it again") from None

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from .config import RunConfig
-from .records import CHECKPOINT, FORK, LOCATION_KEYS, METRICS, WARMUP, RunDir, atomic_write_text
+from .records import CHECKPOINT, FORK, LOCATION_KEYS, LOCK, METRICS, WARMUP, RunDir, atomic_write_text
 
 # what a run prunes and how: none of it acts before the first event (which groups may be dropped included)
 METHOD_KEYS = {"method", "ranker", "reinitializer", "schedule", "ranker_args", "reinitializer_args", "schedule_args",
@@ -68,6 +68,7 @@ def start_from_warmup(source: RunDir, epoch: int, target: RunDir, cfg: RunConfig
         atomic_write_text(json.dumps({"source": str(source.path), "epoch": epoch}) + "\n", staging.file(FORK))
         staging.write_config(cfg.to_dict())
         os.chmod(staging.path, 0o755)  # mkdtemp made it private
+        target.file(LOCK).unlink(missing_ok=True)  # left by an earlier run whose files were removed
         os.rename(staging.path, target.path)  # all at once: replaces the empty folder made above
     except BaseException:
         shutil.rmtree(staging.path, ignore_errors=True)

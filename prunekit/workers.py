@@ -105,12 +105,13 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list
                     try:
                         how = job.ready()
                         job.done_epochs = _epochs_done(job)
-                    except PrunekitError as exc:
+                    except (PrunekitError, OSError) as exc:  # e.g. a disk that is full: this cell fails, not the grid
                         failed.append(job.name)
                         console.log(f"[red]failed[/red] {job.name}: {exc}")
                         continue
+                    leaders = {j.leader for j in jobs}
                     for other in running:  # a leader that ran with the cores of a job waiting for it
-                        if other.threads > n_threads and other.process.poll() is None:
+                        if other.name in leaders and other.threads > n_threads and other.process.poll() is None:
                             _stop([other.process])
                             if other.run_dir.finished:  # it ended on its own meanwhile: the poll below sees it
                                 continue

@@ -49,11 +49,11 @@ def test_bench_runs_resumes_and_tabulates(tmp_path, capsys):
     assert code == 0, err
     names = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert len(names) == 2 * 2 * 2
-    assert "repr_schedule.s1=1_schedule.s2=1_ranker.scope=layer_seed1" in names
+    assert "repr_ranker.scope=layer_schedule.s1=1_schedule.s2=1_seed1" in names  # keys sorted in names
     rows = list(csv.DictReader((out / "table.csv").open()))
     assert [r["method"] for r in rows] == [
-        "repr_schedule.s1=1_schedule.s2=1_ranker.scope=global", "random_schedule.s1=1_schedule.s2=1_ranker.scope=global",
-        "repr_schedule.s1=1_schedule.s2=1_ranker.scope=layer", "random_schedule.s1=1_schedule.s2=1_ranker.scope=layer"]
+        "repr_ranker.scope=global_schedule.s1=1_schedule.s2=1", "random_ranker.scope=global_schedule.s1=1_schedule.s2=1",
+        "repr_ranker.scope=layer_schedule.s1=1_schedule.s2=1", "random_ranker.scope=layer_schedule.s1=1_schedule.s2=1"]
     for row in rows:
         finals = []
         for seed in (0, 1):
@@ -61,10 +61,10 @@ def test_bench_runs_resumes_and_tabulates(tmp_path, capsys):
             finals.append(summary["final_test_acc"])
         assert float(row["final_test_acc_mean"]) == pytest.approx(sum(finals) / 2)
         assert row["runs"] == "2/2 finished"
-    assert "| repr_schedule.s1=1" in (out / "table.md").read_text()
+    assert "| repr_ranker.scope=global_schedule.s1=1" in (out / "table.md").read_text()
     assert (out / "curves.png").exists()
     # a second call skips finished cells; removing one summary makes it resume that cell only
-    victim = out / "random_schedule.s1=1_schedule.s2=1_ranker.scope=layer_seed0"
+    victim = out / "random_ranker.scope=layer_schedule.s1=1_schedule.s2=1_seed0"
     (victim / "summary.json").unlink()
     before = (out / names[0] / "metrics.jsonl").read_text()
     code, stdout, err = run_cli(argv, capsys)
@@ -72,6 +72,12 @@ def test_bench_runs_resumes_and_tabulates(tmp_path, capsys):
     assert err.count(": done") == 7 and err.count(": resumes after epoch") == 1
     assert (victim / "summary.json").exists()
     assert (out / names[0] / "metrics.jsonl").read_text() == before
+    # the same grid with its --set options in another order and on a named device is the same grid
+    reordered = [*argv[:14], "--set", "ranker.scope=global,layer", "--set", "schedule.s2=1", "--set", "schedule.s1=1",
+                 "--device", "cpu", "--out", str(out)]
+    code, stdout, err = run_cli(reordered, capsys)
+    assert code == 0 and err.count(": done") == 8, err
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == names
     # a different base configuration into the same folder is refused
     code, _, err = run_cli([*argv[:-2], "--lr", "0.5", "--out", str(out)], capsys)
     assert code == 2 and "other base options" in err
@@ -85,6 +91,51 @@ def test_bench_refuses_a_cell_folder_of_other_settings(tmp_path, capsys):
     code, _, err = run_cli(["bench", "--methods", "standard", "--dataset", "synthetic", "--model", "c2_8",
                             "--epochs", "1", "--out", str(out), "--quiet"], capsys)
     assert code == 2 and "holds a run with other settings (lr)" in err
+    assert not (out / "bench.json").exists()  # the refused grid left no record that would claim that run
+
+
+def test_grid_input_that_would_duplicate_or_mislabel_cells_is_one_line_and_writes_nothing(tmp_path, capsys):
+    base = ["bench", "--dataset", "synthetic", "--model", "c2_8", "--epochs", "1", "--quiet"]
+    cases = [(["--methods", "repr,repr"], "--methods lists repr more than once"),
+             (["--methods", "standard", "--seeds", "0,0"], "--seeds lists 0 more than once"),
+             (["--methods", ","], "--methods names no method"),
+             (["--methods", "repr", "--set", "ranker=l1,l1"], "lists a value twice"),
+             (["--methods", "repr", "--set", "ranker=l1", "--set", "ranker=random"], "--set ranker is given twice"),
+             (["--methods", "standard", "--set", "device=cpu,cuda"], "--set device=... cannot be a grid axis"),
+             (["--methods", "standard", "--set", "seed=1,2"], "--set seed=... cannot be a grid axis"),
+             (["--methods", "repr", "--set", "exclude=[features.0"], "cannot read the values")]
+    for i, (args, message) in enumerate(cases):
+        out = tmp_path / f"grid{i}"
+        code, _, err = run_cli([*base, *args, "--out", str(out)], capsys)
+        assert code == 2 and message in err and "Traceback" not in err, (args, err)
+        assert not out.exists()
+
+
+def test_a_list_value_in_a_grid_axis_keeps_its_commas(tmp_path, capsys):
+    from prunekit import bench as grid_mod
+
+    assert grid_mod.parse_grid_sets(["exclude=[features.0],[features.0, features.2]", "ranker=l1"]) == [
+        {"exclude": ["features.0"], "ranker": "l1"}, {"exclude": ["features.0", "features.2"], "ranker": "l1"}]
+    out = tmp_path / "grid"
+    code, _, err = run_cli(["bench", "--methods", "repr", "--set", "exclude=[features.0],[features.2]",
+                            "--dataset", "synthetic", "--model", "c2_8", "--epochs", "3", "--s1", "1", "--s2", "1",
+                            "--batch-size", "64", "--quiet", "--out", str(out)], capsys)
+    assert code == 0, err
+    for spared, other in (("features.0", "features.2"), ("features.2", "features.0")):
+        events = [json.loads(line) for line in (out / f"repr_exclude={spared}_seed0" / "events.jsonl").open()]
+        drops = [e["dropped"] for e in events if e["event"] == "drop"]
+        assert drops and all(spared not in d and other in d for d in drops)
+
+
+def test_a_damaged_summary_is_one_line(tmp_path, capsys):
+    out = tmp_path / "grid"
+    argv = ["bench", "--methods", "standard", "--dataset", "synthetic", "--model", "c2_8", "--epochs", "1",
+            "--batch-size", "64", "--quiet", "--out", str(out)]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    (out / "standard_seed0" / "summary.json").write_text("{")
+    code, _, err = run_cli([*argv, "--table-only"], capsys)
+    assert code == 2 and "summary is damaged" in err and "Traceback" not in err
 
 
 def test_table_only_on_an_empty_folder_is_a_user_error_and_writes_nothing(tmp_path, capsys):
@@ -291,6 +342,19 @@ def test_a_cell_started_from_a_siblings_warmup_matches_one_run_from_scratch(tmp_
         b = torch.load(alone / name / "checkpoint.pt", weights_only=True)["model"]
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert (alone / "random_seed0" / "events.jsonl").read_text().count('"drop"') == 1  # the events did happen
+    # speed columns count only the epochs a cell trained itself, not those timed in its leader's process
+    rows = {r["method"]: r for r in csv.DictReader((shared / "table.csv").open())}
+    own = [json.loads(line) for line in (shared / "standard_seed0" / "metrics.jsonl").read_text().splitlines()][2:]
+    assert float(rows["standard"]["images_per_s_mean"]) == pytest.approx(sum(m["images_per_s"] for m in own) / 3)
+    # a folder left holding only the lock file of a removed run takes the warm-up again
+    victim = shared / "standard_seed0"
+    for path in victim.iterdir():
+        if path.name != ".lock":
+            path.unlink()
+    assert [p.name for p in victim.iterdir()] == [".lock"]
+    code, _, err = run_cli([*grid, "--out", str(shared)], capsys)
+    assert code == 0 and "standard_seed0: starts from the warm-up of repr_seed0" in err, err
+    assert _records_without_timing(victim / "metrics.jsonl") == _records_without_timing(alone / "standard_seed0" / "metrics.jsonl")
 
 
 def test_a_cell_that_spares_the_first_conv_starts_from_the_warmup_and_matches_one_run_from_scratch(tmp_path, capsys):
@@ -324,7 +388,7 @@ def test_no_cell_starts_from_a_warmup_of_other_training_settings_or_past_its_own
     # and an s1=1 cell may not start from an epoch-2 warm-up (its first drop comes before)
     assert "warm-up of" not in err
     assert {json.loads((out / n / "warmup.json").read_text())["epoch"] for n in
-            ("repr_schedule.s1=2_lr=0.05_seed0", "repr_schedule.s1=1_lr=0.05_seed0")} == {2, 1}
+            ("repr_lr=0.05_schedule.s1=2_seed0", "repr_lr=0.05_schedule.s1=1_seed0")} == {2, 1}
     assert not any((p / "fork.json").exists() for p in out.iterdir() if p.is_dir())
 
 
@@ -357,3 +421,56 @@ def test_unfinished_runs_get_their_own_row_and_are_never_averaged_with_finished_
     assert rows["standard (in progress)"]["runs"] == "1/2 unfinished"
     assert rows["standard (in progress)"]["epochs"] == "1 of 2"
     assert float(rows["standard (in progress)"]["final_test_acc_mean"]) == pytest.approx(json.loads(lines[0])["test_acc"])
+
+
+def test_only_a_leader_is_restarted_to_share_the_cores_with_the_job_that_waited_for_it(tmp_path, monkeypatch):
+    """Cores 6, 3 jobs: A and D start with 3 threads while X waits for A's warm-up; when X starts with 2,
+    A (just past its warm-up) restarts with 2, D (mid-epoch, nobody's leader) keeps running."""
+    import io
+
+    from rich.console import Console
+
+    import prunekit.workers as workers
+    from prunekit.records import RunDir
+
+    monkeypatch.setattr(workers, "POLL_SECONDS", 0)
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: 6)
+    started, stopped = [], []
+
+    class FakeWorker:  # A keeps a warm-up when first polled; every worker ends at its third poll
+        def __init__(self, job):
+            self.job, self.polls = job, 0
+
+        def poll(self):
+            self.polls += 1
+            rd = self.job.run_dir
+            if self.job.name == "A" and self.polls == 1:
+                rd.file("warmup.pt").write_bytes(b"state")
+                rd.file("warmup.json").write_text('{"epoch": 1, "device": "cpu"}')
+            if self.polls >= 3:
+                rd.file("summary.json").write_text("{}")
+                return 0
+            return None
+
+    def fake_start(job, threads, location):
+        job.threads, job.process = threads, FakeWorker(job)
+        started.append((job.name, threads))
+
+    monkeypatch.setattr(workers, "_start", fake_start)
+    monkeypatch.setattr(workers, "_stop", lambda processes: stopped.extend(p.job.name for p in processes))
+
+    def job(name, leader=None, ready=lambda: "starts"):
+        (tmp_path / name).mkdir()
+        return workers.Job(name, RunDir(tmp_path / name), 3, tmp_path / f"{name}.log", ready, leader=leader)
+
+    console = Console(file=io.StringIO())
+    failed = workers.run_jobs([job("A"), job("D"), job("X", leader="A")], 3, None, [], console, quiet=True)
+    assert failed == []
+    assert started == [("A", 3), ("D", 3), ("A", 2), ("X", 2)] and stopped == ["A"]
+
+    def disk_full():
+        raise OSError(28, "No space left on device")
+
+    failed = workers.run_jobs([job("E", ready=disk_full), job("F")], 1, 1, [], console, quiet=True)
+    assert failed == ["E"] and ("F", 1) in started  # one cell fails with its reason; the grid goes on
+    assert "No space left on device" in console.file.getvalue()
