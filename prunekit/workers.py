@@ -151,13 +151,22 @@ def _leader_settled(job: Job, active: list[Job]) -> bool:
 
 def _stop(processes: list[subprocess.Popen], grace_seconds: float = 60) -> None:
     """Ask workers to stop as Ctrl-C would (they keep their finished epochs); kill what lingers. SIGTERM, which
-    `prunekit run` takes as Ctrl-C: a shell's background job ignores SIGINT, and so do the workers it starts."""
+    `prunekit run` takes as Ctrl-C: a shell's background job ignores SIGINT, and so do the workers it starts.
+    A second Ctrl-C (or SIGTERM) while waiting kills them at once (each loses its unfinished epoch)."""
     for proc in processes:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-    for proc in processes:
-        try:
-            proc.wait(timeout=grace_seconds)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    try:
+        for proc in processes:
+            try:
+                proc.wait(timeout=grace_seconds)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    except KeyboardInterrupt:
+        for proc in processes:
+            if proc.poll() is None:
+                proc.kill()
+        for proc in processes:
             proc.wait()
+        raise

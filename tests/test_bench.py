@@ -474,3 +474,33 @@ def test_only_a_leader_is_restarted_to_share_the_cores_with_the_job_that_waited_
     failed = workers.run_jobs([job("E", ready=disk_full), job("F")], 1, 1, [], console, quiet=True)
     assert failed == ["E"] and ("F", 1) in started  # one cell fails with its reason; the grid goes on
     assert "No space left on device" in console.file.getvalue()
+
+
+def test_asked_twice_to_stop_the_workers_are_killed_at_once():
+    import signal
+
+    import prunekit.workers as workers
+
+    class Worker:  # still finishing its epoch when the second Ctrl-C arrives
+        def __init__(self):
+            self.signals, self.alive = [], True
+
+        def poll(self):
+            return None if self.alive else -signal.SIGKILL
+
+        def send_signal(self, sig):
+            self.signals.append(sig)
+
+        def kill(self):
+            self.signals.append(signal.SIGKILL)
+            self.alive = False
+
+        def wait(self, timeout=None):
+            if self.alive:
+                raise KeyboardInterrupt
+            return -signal.SIGKILL
+
+    a, b = Worker(), Worker()
+    with pytest.raises(KeyboardInterrupt):
+        workers._stop([a, b])
+    assert a.signals == [signal.SIGTERM, signal.SIGKILL] and b.signals == [signal.SIGTERM, signal.SIGKILL]
