@@ -1,13 +1,17 @@
 """What each drop did in a run: filters lost per layer, and accuracy around drops and restores.
 
     python benchmarks/drop_analysis.py benchmarks/results/c3_32-paper/repr_seed0 [--out FILE.md]
+    python benchmarks/drop_analysis.py --summary RUN [RUN ...] [--out FILE.md]
 
 Reads the run's events.jsonl and metrics.jsonl (nothing is recomputed) and
 prints a Markdown report: for each drop, the share of every layer's filters it
 took; for each drop and restore, the test accuracy of the epoch before it and of
 the epoch it opened; and, for runs that recorded the ranker's scores, each
 layer's mean score at each drop (orthogonality ranker: score = −O_f, so values
-near 0 mean near-orthogonal filters).
+near 0 mean near-orthogonal filters). With --summary, one row per run instead:
+final and best test accuracy (best after the first event, where the runs of an
+ablation grid part), final train accuracy and test loss, and what each drop cost
+in its first epoch and took from each layer.
 """
 from __future__ import annotations
 
@@ -69,12 +73,38 @@ def score_table(events: list[dict]) -> list[str]:
     return lines
 
 
+def summary(runs: list[Path]) -> str:
+    """One Markdown row per run (see the module docstring)."""
+    lines = ["| run | epochs | final test acc | best after first event (epoch) | final train acc | final test loss "
+             "| first-epoch cost of each drop (points) | filters dropped per layer at each drop |",
+             "|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        rd = RunDir(run)
+        events, metrics = rd.read_jsonl(EVENTS), rd.read_jsonl(METRICS)
+        acc = {m["epoch"]: m["test_acc"] for m in metrics}
+        last = metrics[-1]
+        first = events[0]["epoch"] if events else 0
+        later = [m for m in metrics if m["epoch"] > first] or metrics
+        best = max(later, key=lambda m: m["test_acc"])
+        drops = [ev for ev in events if ev["event"] == "drop"]
+        costs = " / ".join(f"{100 * (acc[ev['epoch']] - acc[ev['epoch'] + 1]):.1f}" for ev in drops
+                           if ev["epoch"] + 1 in acc) or "–"
+        taken = "; ".join("+".join(str(len(ev["dropped"].get(g, []))) for g in ev.get("order", list(ev["dropped"])))
+                          for ev in drops) or "–"
+        lines.append(f"| {run.name} | {last['epoch']} | {100 * last['test_acc']:.2f} | {100 * best['test_acc']:.2f} "
+                     f"({best['epoch']}) | {100 * last['train_acc']:.2f} | {last['test_loss']:.2f} | {costs} | {taken} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", type=Path)
+    ap.add_argument("runs", type=Path, nargs="+")
+    ap.add_argument("--summary", action="store_true", help="one row per run instead of one run's report")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    text = report(args.run)
+    if not args.summary and len(args.runs) > 1:
+        ap.error("give one run, or --summary for several")
+    text = summary(args.runs) if args.summary else report(args.runs[0])
     print(text)
     if args.out:
         args.out.write_text(text)
