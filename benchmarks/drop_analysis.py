@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from _results import command_line
 from prunekit.records import EVENTS, METRICS, RunDir
 
 
@@ -105,6 +106,8 @@ def main() -> None:
     if not args.summary and len(args.runs) > 1:
         ap.error("give one run, or --summary for several")
     text = summary(args.runs) if args.summary else report(args.runs[0])
+    if args.summary:
+        text = f"Made by `{command_line('drop_analysis.py')}`\n\n" + text
     print(text)
     if args.out:
         args.out.write_text(text)
