@@ -58,7 +58,23 @@ def _start(job: Job, threads: int, location: list[str]) -> None:
     cmd = [sys.executable, "-m", "prunekit", "run", "--resume", str(job.run_dir.path), *location, "--quiet"]
     job.log_offset = job.log.stat().st_size if job.log.exists() else 0
     with open(job.log, "a") as log:
-        job.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        job.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                       preexec_fn=_stop_with_parent())
+
+
+def _stop_with_parent() -> Callable[[], None] | None:
+    """What the worker runs before it starts (Linux): ask for SIGTERM when the bench process dies, even by
+    SIGKILL, so that it stops at its last finished epoch instead of training on alone, holding its run's
+    lock. Resolved here, in the bench, so that the forked child only makes one foreign call."""
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):
+        return None  # no prctl: the worker outlives a killed bench, as on other systems
+    return lambda: prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
 
 
 def _epochs_done(job: Job) -> int:

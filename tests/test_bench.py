@@ -504,3 +504,46 @@ def test_asked_twice_to_stop_the_workers_are_killed_at_once():
     with pytest.raises(KeyboardInterrupt):
         workers._stop([a, b])
     assert a.signals == [signal.SIGTERM, signal.SIGKILL] and b.signals == [signal.SIGTERM, signal.SIGKILL]
+
+
+def _workers_of(out):
+    """PIDs of the `prunekit run --resume` processes training cells of grid ``out`` (Linux /proc)."""
+    from pathlib import Path
+
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--resume" in args and any(str(out).encode() in a for a in args):
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_workers_stop_at_their_last_epoch_when_their_bench_is_killed(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "grid"
+    bench = subprocess.Popen([sys.executable, "-m", "prunekit", "bench", "--methods", "standard", "--seeds", "0,1",
+                              "--dataset", "synthetic", "--model", "c2_8", "--epochs", "500", "--batch-size", "64",
+                              "--quiet", "--jobs", "2", "--threads", "1", "--out", str(out)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = [out / f"standard_seed{s}" / "metrics.jsonl" for s in (0, 1)]
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not all(m.exists() and m.read_text().count("\n") >= 1 for m in metrics):
+        time.sleep(0.2)
+    workers = _workers_of(out)
+    bench.kill()  # SIGKILL: the bench cannot stop its workers itself
+    bench.wait()
+    assert len(workers) == 2
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and _workers_of(out):
+        time.sleep(0.2)
+    assert not _workers_of(out)
+    for s in (0, 1):
+        assert "interrupted; finished epochs are kept" in (out / f"standard_seed{s}.log").read_text()
+        assert not (out / f"standard_seed{s}" / "summary.json").exists()
