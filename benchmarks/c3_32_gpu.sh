@@ -20,14 +20,22 @@ for precision in fp32 bf16; do
   [ -f "$out" ] || python benchmarks/gpu_epoch.py --channels-last --precision $precision --out "$out" 2>&1 | tee "${out%.json}.log"
 done
 
+side_by_side() {  # wait for every grid started in the background; fail if any failed
+  local pid failed=0
+  for pid in "$@"; do wait "$pid" || failed=1; done
+  return $failed
+}
+
 prunekit bench --methods standard --set precision=fp32,bf16 --seeds 0 --jobs 2 --out "$R/c3_32-precision" "${common[@]}" &
+a=$!
 prunekit bench --methods standard,repr --augment --seeds "$SEEDS" --jobs 6 --out "$R/c3_32-augmented" "${common[@]}" &
-wait
+side_by_side $a $!
 
 prunekit bench --methods standard,repr --seeds "$SEEDS" --jobs 6 --out "$R/c3_32-paper" "${common[@]}" &
+a=$!
 prunekit bench --methods repr --set ranker=l1,random,activation,apoz,gradient,taylor,oracle --seeds "$SEEDS" \
   --jobs 7 --out "$R/c3_32-criteria" "${common[@]}" &
-wait
+side_by_side $a $!
 for seed in ${SEEDS//,/ }; do  # the criteria table's orthogonality column is the paper grid's repr cell
   link_finished_run "$R/c3_32-paper/repr_seed$seed" "$R/c3_32-criteria/repr_ranker=orthogonality_seed$seed"
 done

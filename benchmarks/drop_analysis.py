@@ -16,6 +16,7 @@ in its first epoch and took from each layer.
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from _results import command_line
@@ -76,12 +77,24 @@ def score_table(events: list[dict]) -> list[str]:
 
 def summary(runs: list[Path]) -> str:
     """One Markdown row per run (see the module docstring)."""
-    lines = ["| run | epochs | final test acc | best after first event (epoch) | final train acc | final test loss "
-             "| first-epoch cost of each drop (points) | filters dropped per layer at each drop |",
-             "|---|---|---|---|---|---|---|---|"]
+    records = []
     for run in runs:
         rd = RunDir(run)
         events, metrics = rd.read_jsonl(EVENTS), rd.read_jsonl(METRICS)
+        if not metrics:
+            raise SystemExit(f"{run} has no finished epoch (no metrics.jsonl records); give a run that has trained")
+        records.append((run, events, metrics))
+    layers: list[str] = []  # every layer any run dropped from, so that rows line up
+    for _, events, _ in records:
+        for ev in events:
+            for g in ev.get("order", list(ev.get("dropped", {}))):
+                if g not in layers:
+                    layers.append(g)
+    layers.sort(key=lambda name: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)])  # features.2 < features.10
+    lines = ["| run | epochs | final test acc | best after first event (epoch) | final train acc | final test loss "
+             f"| first-epoch cost of each drop (points) | filters dropped at each drop ({'+'.join(layers) or '–'}) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for run, events, metrics in records:
         acc = {m["epoch"]: m["test_acc"] for m in metrics}
         last = metrics[-1]
         first = events[0]["epoch"] if events else 0
@@ -89,9 +102,8 @@ def summary(runs: list[Path]) -> str:
         best = max(later, key=lambda m: m["test_acc"])
         drops = [ev for ev in events if ev["event"] == "drop"]
         costs = " / ".join(f"{100 * (acc[ev['epoch']] - acc[ev['epoch'] + 1]):.1f}" for ev in drops
-                           if ev["epoch"] + 1 in acc) or "–"
-        taken = "; ".join("+".join(str(len(ev["dropped"].get(g, []))) for g in ev.get("order", list(ev["dropped"])))
-                          for ev in drops) or "–"
+                           if ev["epoch"] in acc and ev["epoch"] + 1 in acc) or "–"
+        taken = "; ".join("+".join(str(len(ev["dropped"].get(g, []))) for g in layers) for ev in drops) or "–"
         lines.append(f"| {run.name} | {last['epoch']} | {100 * last['test_acc']:.2f} | {100 * best['test_acc']:.2f} "
                      f"({best['epoch']}) | {100 * last['train_acc']:.2f} | {last['test_loss']:.2f} | {costs} | {taken} |")
     return "\n".join(lines) + "\n"

@@ -65,10 +65,12 @@ def parse_grid_sets(pairs: list[str], ablate: bool = False) -> list[dict[str, An
         if key in keys:
             raise PrunekitError(f"--set {key} is given twice; list its values once: --set {key}=A,B")
         keys.add(key)
-        raw = split_values(values)
-        if len(set(raw)) < len(raw):
-            raise PrunekitError(f"--set {key}={values} lists a value twice; list each once")
-        axes.append([(key, parse_value(v)) for v in raw])
+        parsed = [parse_value(v) for v in split_values(values)]
+        names = [_fmt(v) for v in parsed]  # as the cell names write them: true and True are one value
+        twice = next((n for n in names if names.count(n) > 1), None)
+        if twice is not None:
+            raise PrunekitError(f"--set {key}={values} lists the value {twice} twice; list each once")
+        axes.append([(key, v) for v in parsed])
     if ablate:
         return [{}] + [{key: value} for axis in axes for key, value in axis]
     return [dict(combo) for combo in itertools.product(*axes)] or [{}]

@@ -92,6 +92,9 @@ def run(config_file, sets, resume_dir, overwrite, quiet, **options):
     """Train one model with one method and record the run."""
     from .config import read_config_file, resolve
     from .records import RunDir
+    from .workers import stop_with_bench
+
+    stop_with_bench()  # a worker of `bench --jobs` ends with it
 
     given = {k: v for k, v in options.items() if v is not None}
     if resume_dir:

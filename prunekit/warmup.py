@@ -68,7 +68,9 @@ def start_from_warmup(source: RunDir, epoch: int, target: RunDir, cfg: RunConfig
         atomic_write_text(json.dumps({"source": str(source.path), "epoch": epoch}) + "\n", staging.file(FORK))
         staging.write_config(cfg.to_dict())
         os.chmod(staging.path, 0o755)  # mkdtemp made it private
-        target.file(LOCK).unlink(missing_ok=True)  # left by an earlier run whose files were removed
+        with target.training_lock():  # a lock left by a run whose files were removed, unless a process holds it
+            pass
+        target.file(LOCK).unlink(missing_ok=True)
         os.rename(staging.path, target.path)  # all at once: replaces the empty folder made above
     except BaseException:
         shutil.rmtree(staging.path, ignore_errors=True)

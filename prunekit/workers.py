@@ -30,6 +30,7 @@ from .errors import PrunekitError
 from .records import METRICS, RunDir
 
 POLL_SECONDS = 2.0
+BENCH_PID = "PRUNEKIT_BENCH_PID"  # in a worker's environment: the bench process it works for
 
 
 @dataclass
@@ -54,27 +55,32 @@ def default_threads(jobs: int, cells: int) -> int:
 
 def _start(job: Job, threads: int, location: list[str]) -> None:
     job.threads = threads
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), BENCH_PID: str(os.getpid())}
     cmd = [sys.executable, "-m", "prunekit", "run", "--resume", str(job.run_dir.path), *location, "--quiet"]
     job.log_offset = job.log.stat().st_size if job.log.exists() else 0
     with open(job.log, "a") as log:
-        job.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                       preexec_fn=_stop_with_parent())
+        job.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
 
 
-def _stop_with_parent() -> Callable[[], None] | None:
-    """What the worker runs before it starts (Linux): ask for SIGTERM when the bench process dies, even by
-    SIGKILL, so that it stops at its last finished epoch instead of training on alone, holding its run's
-    lock. Resolved here, in the bench, so that the forked child only makes one foreign call."""
-    if sys.platform != "linux":
-        return None
-    import ctypes
+def stop_with_bench() -> None:
+    """Called by `prunekit run` when bench started it: ask Linux for SIGTERM when that bench process dies,
+    even by SIGKILL, so that this worker stops at its last finished epoch instead of training on alone,
+    holding its run's lock (elsewhere a worker outlives a killed bench). Refuses to start when the bench
+    has already ended."""
+    pid = os.environ.get(BENCH_PID)
+    if not pid:
+        return
+    if sys.platform == "linux":
+        import ctypes
 
-    try:
-        prctl = ctypes.CDLL(None).prctl
-    except (OSError, AttributeError):
-        return None  # no prctl: the worker outlives a killed bench, as on other systems
-    return lambda: prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
+        try:
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
+            prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+            prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if str(os.getppid()) != pid:  # it died before the request above could cover it
+        raise PrunekitError("the `prunekit bench` that started this worker has ended; rerun it to resume the grid")
 
 
 def _epochs_done(job: Job) -> int:

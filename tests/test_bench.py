@@ -99,7 +99,9 @@ def test_grid_input_that_would_duplicate_or_mislabel_cells_is_one_line_and_write
     cases = [(["--methods", "repr,repr"], "--methods lists repr more than once"),
              (["--methods", "standard", "--seeds", "0,0"], "--seeds lists 0 more than once"),
              (["--methods", ","], "--methods names no method"),
-             (["--methods", "repr", "--set", "ranker=l1,l1"], "lists a value twice"),
+             (["--methods", "repr", "--set", "ranker=l1,l1"], "lists the value l1 twice"),
+             (["--methods", "repr", "--set", "exclude_first=true,True"], "lists the value True twice"),
+             (["--methods", "repr", "--set", "exclude=features.0,[features.0]"], "lists the value features.0 twice"),
              (["--methods", "repr", "--set", "ranker=l1", "--set", "ranker=random"], "--set ranker is given twice"),
              (["--methods", "standard", "--set", "device=cpu,cuda"], "--set device=... cannot be a grid axis"),
              (["--methods", "standard", "--set", "seed=1,2"], "--set seed=... cannot be a grid axis"),
@@ -346,12 +348,20 @@ def test_a_cell_started_from_a_siblings_warmup_matches_one_run_from_scratch(tmp_
     rows = {r["method"]: r for r in csv.DictReader((shared / "table.csv").open())}
     own = [json.loads(line) for line in (shared / "standard_seed0" / "metrics.jsonl").read_text().splitlines()][2:]
     assert float(rows["standard"]["images_per_s_mean"]) == pytest.approx(sum(m["images_per_s"] for m in own) / 3)
+    base = [json.loads(line) for line in (shared / "repr_seed0" / "metrics.jsonl").read_text().splitlines()]
+    per_epoch = sum(m["seconds"] for m in own) / 3, sum(m["seconds"] for m in base) / 5
+    assert float(rows["standard"]["overhead"]) == pytest.approx(100 * (per_epoch[0] / per_epoch[1] - 1))
     # a folder left holding only the lock file of a removed run takes the warm-up again
     victim = shared / "standard_seed0"
     for path in victim.iterdir():
         if path.name != ".lock":
             path.unlink()
     assert [p.name for p in victim.iterdir()] == [".lock"]
+    from prunekit.records import RunDir
+
+    with RunDir(victim).training_lock():  # ... but not while a process still holds that lock
+        code, _, err = run_cli([*grid, "--out", str(shared)], capsys)
+    assert code == 2 and "is being trained by another process" in err and "Traceback" not in err
     code, _, err = run_cli([*grid, "--out", str(shared)], capsys)
     assert code == 0 and "standard_seed0: starts from the warm-up of repr_seed0" in err, err
     assert _records_without_timing(victim / "metrics.jsonl") == _records_without_timing(alone / "standard_seed0" / "metrics.jsonl")
@@ -523,6 +533,8 @@ def _workers_of(out):
 
 @pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_workers_stop_at_their_last_epoch_when_their_bench_is_killed(tmp_path):
+    import os
+    import signal
     import subprocess
     import sys
     import time
@@ -539,11 +551,25 @@ def test_workers_stop_at_their_last_epoch_when_their_bench_is_killed(tmp_path):
     workers = _workers_of(out)
     bench.kill()  # SIGKILL: the bench cannot stop its workers itself
     bench.wait()
-    assert len(workers) == 2
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and _workers_of(out):
-        time.sleep(0.2)
-    assert not _workers_of(out)
+    try:
+        assert len(workers) == 2
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and _workers_of(out):
+            time.sleep(0.2)
+        assert not _workers_of(out)
+    finally:
+        for pid in _workers_of(out):  # a failed test leaves no worker training on
+            os.kill(pid, signal.SIGKILL)
     for s in (0, 1):
         assert "interrupted; finished epochs are kept" in (out / f"standard_seed{s}.log").read_text()
         assert not (out / f"standard_seed{s}" / "summary.json").exists()
+
+
+def test_a_worker_whose_bench_has_ended_does_not_start(tmp_path, capsys, monkeypatch):
+    import prunekit.workers as workers
+
+    monkeypatch.setattr(workers.sys, "platform", "elsewhere")  # no parent-death request from the test process
+    monkeypatch.setenv(workers.BENCH_PID, "999999999")  # not this process's parent: that bench is gone
+    code, _, err = run_cli(["run", "--method", "standard", "--dataset", "synthetic", "--model", "c2_8", "--epochs", "1",
+                            "--out", str(tmp_path), "--quiet"], capsys)
+    assert code == 2 and "that started this worker has ended" in err and not any(tmp_path.iterdir())
