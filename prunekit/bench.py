@@ -66,14 +66,18 @@ def parse_grid_sets(pairs: list[str], ablate: bool = False) -> list[dict[str, An
             raise PrunekitError(f"--set {key} is given twice; list its values once: --set {key}=A,B")
         keys.add(key)
         parsed = [parse_value(v) for v in split_values(values)]
-        names = [_fmt(v) for v in parsed]  # as the cell names write them: true and True are one value
-        twice = next((n for n in names if names.count(n) > 1), None)
-        if twice is not None:
-            raise PrunekitError(f"--set {key}={values} lists the value {twice} twice; list each once")
+        twice = repeated([_fmt(v) for v in parsed])  # as the cell names write them: true and True are one value
+        if twice:
+            raise PrunekitError(f"--set {key}={values} lists the value {twice[0]} twice; list each once")
         axes.append([(key, v) for v in parsed])
     if ablate:
         return [{}] + [{key: value} for axis in axes for key, value in axis]
     return [dict(combo) for combo in itertools.product(*axes)] or [{}]
+
+
+def repeated(values: list) -> list[str]:
+    """The values listed more than once, as text, sorted."""
+    return sorted({str(v) for v in values if values.count(v) > 1})
 
 
 def split_values(text: str) -> list[str]:
@@ -302,7 +306,7 @@ def _aggregate(label: str, records: list[dict], epochs: int, runs: str) -> dict:
     last = [r["metrics"][-1] for r in records]
     seconds = [sum(m["seconds"] for m in r["metrics"]) for r in records]
     own = [r["metrics"][r["forked_at"]:] for r in records]
-    timed = [epochs_ for epochs_ in own if epochs_]
+    timed = [t for t in own if t]
     row = {
         "method": label, "runs": runs,
         "epochs": "/".join(str(e) for e in sorted({m["epoch"] for m in last})) + f" of {epochs}",

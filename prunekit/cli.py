@@ -173,7 +173,7 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
     if not method_list:
         raise PrunekitError("--methods names no method; give a comma list, e.g. --methods standard,repr")
     for name, values in (("--methods", method_list), ("--seeds", seed_list)):
-        twice = sorted({str(v) for v in values if values.count(v) > 1})
+        twice = grid_mod.repeated(values)
         if twice:
             raise PrunekitError(f"{name} lists {', '.join(twice)} more than once; list each once")
     option_sets = grid_mod.parse_grid_sets(list(sets), ablate)

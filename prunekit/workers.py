@@ -107,6 +107,7 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list
     worker; each keeps its finished epochs.
     """
     waiting, running, failed = list(jobs), [], []
+    leaders = {j.leader for j in jobs}  # jobs others wait for: the only ones given idle cores
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
                         console=console, disable=quiet or not console.is_terminal)
@@ -131,7 +132,6 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list
                         failed.append(job.name)
                         console.log(f"[red]failed[/red] {job.name}: {exc}")
                         continue
-                    leaders = {j.leader for j in jobs}
                     for other in running:  # a leader that ran with the cores of a job waiting for it
                         if other.name in leaders and other.threads > n_threads and other.process.poll() is None:
                             _stop([other.process])
