@@ -246,7 +246,7 @@ def cell_state(out: Path, cell: Cell) -> str:
 
 # --------------------------------------------------------------------------- tables
 COLUMNS = ["method", "runs", "epochs", "final_test_acc", "best_test_acc", "final_train_acc", "gap",
-           "wall_seconds", "images_per_s", "overhead"]  # overhead: time per epoch vs the grid's first method
+           "wall_seconds", "images_per_s", "overhead"]  # overhead: time per epoch vs a base row, see collect()
 MEAN_STD = {"final_test_acc", "best_test_acc", "final_train_acc", "gap", "wall_seconds", "images_per_s"}
 
 
@@ -272,7 +272,10 @@ def collect(out: Path) -> list[dict]:
                 rows.append(_aggregate(f"{label} (in progress)", going, epochs, f"{len(going)}/{len(cells)} unfinished"))
     by_label = {r["method"]: r for r in rows}
     for opts in spec["sets"]:
-        base = by_label.get(Cell(spec["methods"][0], opts, 0).label)
+        # several methods: each against the first under the same options; one method (an ablation):
+        # each option set against the first set, the unablated method where --ablate made the grid
+        base_opts = opts if len(spec["methods"]) > 1 else spec["sets"][0]
+        base = by_label.get(Cell(spec["methods"][0], base_opts, 0).label)
         for method in spec["methods"]:
             row = by_label.get(Cell(method, opts, 0).label)
             if row and base and base["_per_epoch"] and row["_per_epoch"]:

@@ -299,6 +299,17 @@ def test_ablate_varies_one_value_at_a_time_and_finished_runs_can_be_moved_or_lin
     assert configs["repr_seed0"]["reinitializer_args"]["next_layer"] == "zero"
     rows = [r["method"] for r in csv.DictReader((out / "table.csv").open())]
     assert rows == ["repr", "repr_next_layer=random", "repr_reinitializer=default", "repr_reinitializer=keep"]
+
+    def per_epoch(name):  # mean seconds of the epochs a cell trained itself
+        fork = out / name / "fork.json"
+        start = json.loads(fork.read_text())["epoch"] if fork.exists() else 0
+        own = [json.loads(line)["seconds"] for line in (out / name / "metrics.jsonl").read_text().splitlines()][start:]
+        return sum(own) / len(own)
+
+    overhead = {r["method"]: float(r["overhead"]) for r in csv.DictReader((out / "table.csv").open())}
+    assert overhead["repr"] == 0.0  # one method: every column against the default one, not against itself
+    assert overhead["repr_reinitializer=keep"] == pytest.approx(
+        100 * (per_epoch("repr_reinitializer=keep_seed0") / per_epoch("repr_seed0") - 1))
     # a moved grid folder still resumes: every cell is found finished, nothing reruns
     moved = tmp_path / "moved"
     out.rename(moved)
