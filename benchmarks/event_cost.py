@@ -31,13 +31,12 @@ def timed(fn):
     return time.perf_counter() - t0, out
 
 
-def oracle_estimate(model, groups, data, repeats: int) -> dict:
+def oracle_estimate(model, filters: int, data, repeats: int) -> dict:
     """The oracle scores each filter by one loss evaluation over its batches, plus one for the
     baseline: time that evaluation and scale it, instead of running it (days on ResNet-50)."""
     model.eval()
     with torch.no_grad():
         evals = [timed(lambda: [F.cross_entropy(model(x), y) for x, y in data])[0] for _ in range(repeats)]
-    filters = sum(g.size for g in groups)
     return {"estimated": True, "median_loss_eval_s": statistics.median(evals),
             "median_rank_drop_s": (filters + 1) * statistics.median(evals), "median_reinit_s": None,
             "median_rank_plus_reinit_s": None}
@@ -60,7 +59,7 @@ def bench(model_name: str, repeats: int, image: int, ranker_name: str, reinit_na
            "params": sum(p.numel() for p in model.parameters()), "ranker": ranker_name, "reinitializer": reinit_name,
            "median_build_s": statistics.median(build_s)}
     if estimate_oracle and ranker_name == "oracle":
-        return {**row, **oracle_estimate(model, groups, data, repeats)}
+        return {**row, **oracle_estimate(model, row["filters"], data, repeats)}
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     drop_s, restore_s = [], []
     for r in range(repeats):
