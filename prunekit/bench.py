@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, resolve
+from .config import FIELDS, RunConfig, resolve
 from .errors import PrunekitError
 from .records import LOCATION_KEYS, METRICS, RunDir, atomic_write_text
 
@@ -245,9 +245,13 @@ def cell_state(out: Path, cell: Cell) -> str:
 
 
 # --------------------------------------------------------------------------- tables
-COLUMNS = ["method", "runs", "epochs", "final_test_acc", "best_test_acc", "final_train_acc", "gap",
-           "wall_seconds", "images_per_s", "overhead"]  # overhead: time per epoch vs a base row, see collect()
-MEAN_STD = {"final_test_acc", "best_test_acc", "final_train_acc", "gap", "wall_seconds", "images_per_s"}
+# best_after_first_event: best test accuracy after the grid's first event (the earliest epoch at which any
+# cell's schedule acts), the same epochs for every row, so that cells sharing a warm-up differ in it;
+# overhead: time per epoch vs a base row, see collect()
+COLUMNS = ["method", "runs", "epochs", "final_test_acc", "best_test_acc", "best_after_first_event",
+           "final_train_acc", "gap", "wall_seconds", "images_per_s", "overhead"]
+PERCENT = {"final_test_acc", "best_test_acc", "best_after_first_event", "final_train_acc", "gap"}
+MEAN_STD = PERCENT | {"wall_seconds", "images_per_s"}
 
 
 def collect(out: Path) -> list[dict]:
@@ -257,19 +261,20 @@ def collect(out: Path) -> list[dict]:
     if not spec_path.exists():
         raise PrunekitError(f"{out} has no {SPEC}; give a folder made by `prunekit bench`")
     spec = _read_spec(spec_path)
+    grid = [(method, opts, [r for r in (_run_record(out / Cell(method, opts, s).name) for s in spec["seeds"]) if r])
+            for opts in spec["sets"] for method in spec["methods"]]
+    firsts = [r["first_event"] for *_, records in grid for r in records if r["first_event"] is not None]
+    after = min(firsts) if firsts else None
+    epochs = spec["base"].get("epochs", RunConfig().epochs)
     rows = []
-    for opts in spec["sets"]:
-        for method in spec["methods"]:
-            cells = [Cell(method, opts, s) for s in spec["seeds"]]
-            records = [r for r in (_run_record(out / c.name) for c in cells) if r]
-            epochs = spec["base"].get("epochs", RunConfig().epochs)
-            label = Cell(method, opts, 0).label
-            done = [r for r in records if r["summary"]]
-            going = [r for r in records if not r["summary"]]
-            if done:  # finished and unfinished runs are never averaged together
-                rows.append(_aggregate(label, done, epochs, f"{len(done)}/{len(cells)} finished"))
-            if going:
-                rows.append(_aggregate(f"{label} (in progress)", going, epochs, f"{len(going)}/{len(cells)} unfinished"))
+    for method, opts, records in grid:
+        label, n = Cell(method, opts, 0).label, len(spec["seeds"])
+        done = [r for r in records if r["summary"]]
+        going = [r for r in records if not r["summary"]]
+        if done:  # finished and unfinished runs are never averaged together
+            rows.append(_aggregate(label, done, epochs, f"{len(done)}/{n} finished", after))
+        if going:
+            rows.append(_aggregate(f"{label} (in progress)", going, epochs, f"{len(going)}/{n} unfinished", after))
     by_label = {r["method"]: r for r in rows}
     for opts in spec["sets"]:
         # several methods: each against the first under the same options; one method (an ablation):
@@ -295,14 +300,25 @@ def _run_record(path: Path) -> dict | None:
     metrics = rd.read_jsonl(METRICS)
     if not metrics:
         return None
-    return {"metrics": metrics, "summary": rd.read_summary(), "forked_at": rd.fork_epoch()}
+    config = RunConfig(**{k: v for k, v in rd.read_config().items() if k in FIELDS})
+    return {"metrics": metrics, "summary": rd.read_summary(), "forked_at": rd.fork_epoch(),
+            "first_event": _first_event(config)}
+
+
+def _first_event(cfg: RunConfig) -> int | None:
+    from . import warmup
+
+    try:
+        return warmup.first_event_epoch(cfg)
+    except PrunekitError:  # a schedule no longer installed: the table still shows what the records hold
+        return None
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def _aggregate(label: str, records: list[dict], epochs: int, runs: str) -> dict:
+def _aggregate(label: str, records: list[dict], epochs: int, runs: str, after: int | None) -> dict:
     """Accuracies over all epochs; speed (images/s, time per epoch, hence overhead) over the epochs each
     run trained itself, not those it took from a sibling's warm-up, timed in the sibling's process.
     wall_seconds is the whole record's: what one run of all its epochs took."""
@@ -315,6 +331,7 @@ def _aggregate(label: str, records: list[dict], epochs: int, runs: str) -> dict:
         "epochs": "/".join(str(e) for e in sorted({m["epoch"] for m in last})) + f" of {epochs}",
         "final_test_acc": _mean_std([m["test_acc"] for m in last]),
         "best_test_acc": _mean_std([max(x["test_acc"] for x in r["metrics"]) for r in records]),
+        "best_after_first_event": _best_after(records, after),
         "final_train_acc": _mean_std([m["train_acc"] for m in last]),
         "gap": _mean_std([m["train_acc"] - m["test_acc"] for m in last]),
         "wall_seconds": _mean_std(seconds),
@@ -325,12 +342,20 @@ def _aggregate(label: str, records: list[dict], epochs: int, runs: str) -> dict:
     return row
 
 
+def _best_after(records: list[dict], after: int | None) -> tuple[float, float] | None:
+    """Best test accuracy over the epochs after ``after``, over the runs that have any (None when none has)."""
+    if after is None:
+        return None
+    bests = [max(later) for r in records if (later := [m["test_acc"] for m in r["metrics"] if m["epoch"] > after])]
+    return _mean_std(bests) if bests else None
+
+
 def _cell_text(key: str, value) -> str:
     if value is None:
         return "–"
     if isinstance(value, tuple):
         mean, std = value
-        if key.endswith("acc") or key == "gap":
+        if key in PERCENT:
             return f"{100 * mean:.2f} ± {100 * std:.2f}"
         return f"{mean:.0f} ± {std:.0f}"
     if isinstance(value, float):
