@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import FIELDS, RunConfig, resolve
+from .config import RunConfig, resolve
 from .errors import PrunekitError
-from .records import LOCATION_KEYS, METRICS, RunDir, atomic_write_text
+from .records import EVENTS, LOCATION_KEYS, METRICS, RunDir, atomic_write_text
 
 SPEC = "bench.json"
 
@@ -246,7 +246,7 @@ def cell_state(out: Path, cell: Cell) -> str:
 
 # --------------------------------------------------------------------------- tables
 # best_after_first_event: best test accuracy after the grid's first event (the earliest epoch at which any
-# cell's schedule acts), the same epochs for every row, so that cells sharing a warm-up differ in it;
+# cell's records show a drop or restore), the same epochs for every row, so that cells sharing a warm-up differ in it;
 # overhead: time per epoch vs a base row, see collect()
 COLUMNS = ["method", "runs", "epochs", "final_test_acc", "best_test_acc", "best_after_first_event",
            "final_train_acc", "gap", "wall_seconds", "images_per_s", "overhead"]
@@ -300,18 +300,8 @@ def _run_record(path: Path) -> dict | None:
     metrics = rd.read_jsonl(METRICS)
     if not metrics:
         return None
-    config = RunConfig(**{k: v for k, v in rd.read_config().items() if k in FIELDS})
     return {"metrics": metrics, "summary": rd.read_summary(), "forked_at": rd.fork_epoch(),
-            "first_event": _first_event(config)}
-
-
-def _first_event(cfg: RunConfig) -> int | None:
-    from . import warmup
-
-    try:
-        return warmup.first_event_epoch(cfg)
-    except PrunekitError:  # a schedule no longer installed: the table still shows what the records hold
-        return None
+            "first_event": min((ev["epoch"] for ev in rd.read_jsonl(EVENTS)), default=None)}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

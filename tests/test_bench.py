@@ -6,6 +6,7 @@ import re
 import pytest
 
 from helpers import run_cli
+from prunekit.records import METRICS, RunDir
 
 GRID = ["bench", "--methods", "standard,repr", "--seeds", "0,1", "--dataset", "synthetic", "--model", "c2_8",
         "--epochs", "3", "--s1", "1", "--s2", "1", "--batch-size", "64", "--quiet"]
@@ -24,7 +25,8 @@ def test_bench_grid_table_matches_records(tmp_path, capsys):
         gap = [x["final_train_acc"] - x["final_test_acc"] for x in summaries]
         assert float(row["gap_mean"]) == pytest.approx(sum(gap) / 2)
         # repr's first event comes after epoch 1 (--s1 1): the best of epochs 2-3, for standard's rows too
-        later = [max(m["test_acc"] for m in _metrics(out / f"{method}_seed{s}") if m["epoch"] > 1) for s in (0, 1)]
+        later = [max(m["test_acc"] for m in RunDir(out / f"{method}_seed{s}").read_jsonl(METRICS) if m["epoch"] > 1)
+                 for s in (0, 1)]
         assert float(row["best_after_first_event_mean"]) == pytest.approx(sum(later) / 2)
     assert float(rows["standard"]["overhead"]) == 0.0  # the first method is the baseline
     assert rows["repr"]["overhead"] != ""
@@ -33,10 +35,6 @@ def test_bench_grid_table_matches_records(tmp_path, capsys):
     assert md.splitlines()[0].startswith("| method |") and "| repr |" in md
     code, _, err = run_cli([*GRID, "--set", "bogus=1,2", "--out", str(tmp_path / "g2")], capsys)
     assert code == 2 and "no method in this grid takes option(s) bogus" in err
-
-
-def _metrics(run):
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_bench_runs_resumes_and_tabulates(tmp_path, capsys):
