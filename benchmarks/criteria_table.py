@@ -17,7 +17,7 @@ import statistics
 from pathlib import Path
 
 from _results import command_line
-from prunekit.records import EVENTS, METRICS, RunDir
+from prunekit.records import METRICS, RunDir, best_after, first_event, mean_std
 
 # (row label, ranker name or None, the paper's test accuracy %)
 PAPER_ROWS = [
@@ -43,12 +43,6 @@ def run_dir(paper: Path, criteria: Path, ranker: str | None, seed: int) -> Path:
     return cell
 
 
-def first_event(runs: list[RunDir]) -> int | None:
-    """The earliest epoch (0-based, at whose start) at which any of the runs dropped filters."""
-    epochs = [ev["epoch"] for rd in runs for ev in rd.read_jsonl(EVENTS)]
-    return min(epochs) if epochs else None
-
-
 def table(paper: Path, criteria: Path, seeds: list[int]) -> str:
     runs = {(ranker, s): RunDir(run_dir(paper, criteria, ranker, s)) for _, ranker, _ in PAPER_ROWS for s in seeds}
     after = first_event([rd for rd in runs.values() if rd.path.exists()])
@@ -68,13 +62,12 @@ def table(paper: Path, criteria: Path, seeds: list[int]) -> str:
                 continue
             finals.append(100 * metrics[-1]["test_acc"])
             cells.append(f"{finals[-1]:.2f}")
-            if after is not None:
-                bests.append(100 * max(m["test_acc"] for m in metrics if m["epoch"] > after))
+            if after is not None and (best := best_after(metrics, after)):
+                bests.append(100 * best["test_acc"])
         if ranker == "hessian" and not finals:
             mean, best = "no ranker (not in prunekit)", "–"
         elif finals:
-            std = statistics.stdev(finals) if len(finals) > 1 else 0.0
-            mean = f"{statistics.mean(finals):.2f} ± {std:.2f} ({len(finals)})"
+            mean = "{:.2f} ± {:.2f}".format(*mean_std(finals)) + f" ({len(finals)})"
             best = f"{statistics.mean(bests):.2f}" if bests else "–"
         else:
             mean, best = ("not run yet" if set(cells) == {"–"} else "not finished"), "–"

@@ -9,8 +9,8 @@ took; for each drop and restore, the test accuracy of the epoch before it and of
 the epoch it opened; and, for runs that recorded the ranker's scores, each
 layer's mean score at each drop (orthogonality ranker: score = −O_f, so values
 near 0 mean near-orthogonal filters). With --summary, one row per run instead:
-final and best test accuracy (best after the first event, where the runs of an
-ablation grid part), final train accuracy and test loss, and what each drop cost
+final and best test accuracy (best after the runs' first event, where the runs of
+an ablation grid part, as in `prunekit bench`'s tables), final train accuracy and test loss, and what each drop cost
 in its first epoch and took from each layer.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from _results import command_line
-from prunekit.records import EVENTS, METRICS, RunDir
+from prunekit.records import EVENTS, METRICS, RunDir, best_after, first_event
 
 
 def report(run: Path) -> str:
@@ -91,15 +91,15 @@ def summary(runs: list[Path]) -> str:
                 if g not in layers:
                     layers.append(g)
     layers.sort(key=lambda name: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)])  # features.2 < features.10
-    lines = ["| run | epochs | final test acc | best after first event (epoch) | final train acc | final test loss "
+    after = first_event(RunDir(run) for run, _, _ in records)
+    best_head = "best test acc (epoch)" if after is None else f"best after epoch {after} (epoch)"
+    lines = [f"| run | epochs | final test acc | {best_head} | final train acc | final test loss "
              f"| first-epoch cost of each drop (points) | filters dropped at each drop ({'+'.join(layers) or '–'}) |",
              "|---|---|---|---|---|---|---|---|"]
     for run, events, metrics in records:
         acc = {m["epoch"]: m["test_acc"] for m in metrics}
         last = metrics[-1]
-        first = events[0]["epoch"] if events else 0
-        later = [m for m in metrics if m["epoch"] > first] or metrics
-        best = max(later, key=lambda m: m["test_acc"])
+        best = best_after(metrics, after) or best_after(metrics, None)
         drops = [ev for ev in events if ev["event"] == "drop"]
         costs = " / ".join(f"{100 * (acc[ev['epoch']] - acc[ev['epoch'] + 1]):.1f}" for ev in drops
                            if ev["epoch"] in acc and ev["epoch"] + 1 in acc) or "–"

@@ -19,7 +19,7 @@ from typing import Any
 
 from .config import RunConfig, resolve
 from .errors import PrunekitError
-from .records import EVENTS, LOCATION_KEYS, METRICS, RunDir, atomic_write_text
+from .records import LOCATION_KEYS, METRICS, RunDir, atomic_write_text, best_after, mean_std
 
 SPEC = "bench.json"
 
@@ -301,11 +301,7 @@ def _run_record(path: Path) -> dict | None:
     if not metrics:
         return None
     return {"metrics": metrics, "summary": rd.read_summary(), "forked_at": rd.fork_epoch(),
-            "first_event": min((ev["epoch"] for ev in rd.read_jsonl(EVENTS)), default=None)}
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+            "first_event": rd.first_event()}
 
 
 def _aggregate(label: str, records: list[dict], epochs: int, runs: str, after: int | None) -> dict:
@@ -319,13 +315,13 @@ def _aggregate(label: str, records: list[dict], epochs: int, runs: str, after: i
     row = {
         "method": label, "runs": runs,
         "epochs": "/".join(str(e) for e in sorted({m["epoch"] for m in last})) + f" of {epochs}",
-        "final_test_acc": _mean_std([m["test_acc"] for m in last]),
-        "best_test_acc": _mean_std([max(x["test_acc"] for x in r["metrics"]) for r in records]),
+        "final_test_acc": mean_std([m["test_acc"] for m in last]),
+        "best_test_acc": mean_std([max(x["test_acc"] for x in r["metrics"]) for r in records]),
         "best_after_first_event": _best_after(records, after),
-        "final_train_acc": _mean_std([m["train_acc"] for m in last]),
-        "gap": _mean_std([m["train_acc"] - m["test_acc"] for m in last]),
-        "wall_seconds": _mean_std(seconds),
-        "images_per_s": _mean_std([statistics.mean(m["images_per_s"] for m in t) for t in timed]) if timed else None,
+        "final_train_acc": mean_std([m["train_acc"] for m in last]),
+        "gap": mean_std([m["train_acc"] - m["test_acc"] for m in last]),
+        "wall_seconds": mean_std(seconds),
+        "images_per_s": mean_std([statistics.mean(m["images_per_s"] for m in t) for t in timed]) if timed else None,
         "overhead": None,
         "_per_epoch": statistics.mean(sum(m["seconds"] for m in t) / len(t) for t in timed) if timed else None,
     }
@@ -336,8 +332,8 @@ def _best_after(records: list[dict], after: int | None) -> tuple[float, float] |
     """Best test accuracy over the epochs after ``after``, over the runs that have any (None when none has)."""
     if after is None:
         return None
-    bests = [max(later) for r in records if (later := [m["test_acc"] for m in r["metrics"] if m["epoch"] > after])]
-    return _mean_std(bests) if bests else None
+    bests = [best["test_acc"] for r in records if (best := best_after(r["metrics"], after))]
+    return mean_std(bests) if bests else None
 
 
 def _cell_text(key: str, value) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -132,6 +133,10 @@ class RunDir:
     def write_jsonl(self, name: str, rows: list[dict]) -> None:
         atomic_write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows), self.file(name))
 
+    def first_event(self) -> int | None:
+        """The 0-based epoch at whose start this run's first drop or restore happened (None before any)."""
+        return min((ev["epoch"] for ev in self.read_jsonl(EVENTS)), default=None)
+
     def save_checkpoint(self, state: dict) -> None:
         atomic_save(state, self.file(CHECKPOINT))
 
@@ -180,3 +185,22 @@ class RunDir:
         except (OSError, json.JSONDecodeError) as exc:
             raise PrunekitError(f"cannot read {path} ({type(exc).__name__}); the run's summary is damaged: "
                                 f"remove it and resume the run to write it again") from None
+
+
+# ------------------------------------------------------------------ reading figures off records
+def first_event(runs) -> int | None:
+    """The earliest epoch at which any of ``runs`` (RunDirs) had an event: the epochs after it are
+    the ones where runs that share a warm-up can differ."""
+    return min((e for rd in runs if (e := rd.first_event()) is not None), default=None)
+
+
+def best_after(metrics: list[dict], epoch: int | None) -> dict | None:
+    """The metrics record with the highest test accuracy among those after ``epoch`` (all of them when
+    ``epoch`` is None); None when there are none. Metrics epoch k is the state after k epochs."""
+    later = [m for m in metrics if epoch is None or m["epoch"] > epoch]
+    return max(later, key=lambda m: m["test_acc"]) if later else None
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)

@@ -1,0 +1,82 @@
+"""The figures that benchmarks/criteria_table.py and drop_analysis.py --summary read off run records
+(hand-written records, so every expected figure is known), and the record helpers they share with bench."""
+from pathlib import Path
+
+import pytest
+
+from prunekit.records import EVENTS, METRICS, RunDir, best_after, first_event, mean_std
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def scripts(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import criteria_table
+    import drop_analysis
+    return criteria_table, drop_analysis
+
+
+def write_run(path: Path, test_accs: list[float], events=(), finished=True) -> RunDir:
+    """A run record with one metrics line per epoch (epoch k = after k epochs) and the given events."""
+    rd = RunDir(path)
+    path.mkdir(parents=True)
+    for epoch, acc in enumerate(test_accs, 1):
+        rd.append(METRICS, {"epoch": epoch, "test_acc": acc, "train_acc": 0.9 + epoch / 1000, "test_loss": 2.0 - acc,
+                            "seconds": 1.0, "images_per_s": 100.0})
+    for event in events:
+        rd.append(EVENTS, event)
+    if finished:
+        rd.write_summary({"final_test_acc": test_accs[-1]})
+    return rd
+
+
+def drop(epoch: int, dropped: dict[str, list[int]]) -> dict:
+    return {"epoch": epoch, "event": "drop", "dropped": dropped, "order": list(dropped),
+            "sizes": {g: 8 for g in dropped}}
+
+
+def test_record_helpers(tmp_path):
+    a = write_run(tmp_path / "a", [0.1, 0.5, 0.3, 0.4], [drop(2, {"c1": [0]}), {"epoch": 3, "event": "restore"}])
+    b = write_run(tmp_path / "b", [0.6, 0.2, 0.2, 0.2])
+    assert a.first_event() == 2 and b.first_event() is None
+    assert first_event([a, b]) == 2 and first_event([b]) is None
+    metrics = b.read_jsonl(METRICS)
+    assert best_after(metrics, None)["epoch"] == 1
+    assert best_after(metrics, 1)["test_acc"] == 0.2 and best_after(metrics, 1)["epoch"] == 2  # first of the ties
+    assert best_after(metrics, 4) is None
+    assert mean_std([0.5]) == (0.5, 0.0)
+    assert mean_std([1.0, 3.0]) == pytest.approx((2.0, 2 ** 0.5))
+
+
+def test_criteria_table_reads_each_ranker_off_its_runs(tmp_path, scripts):
+    criteria_table, _ = scripts
+    paper, criteria = tmp_path / "paper", tmp_path / "criteria"
+    write_run(paper / "standard_seed0", [0.70, 0.60, 0.50])
+    write_run(paper / "standard_seed1", [0.40, 0.55, 0.52])
+    write_run(paper / "repr_seed0", [0.70, 0.65, 0.62], [drop(1, {"c1": [0]})])
+    write_run(paper / "repr_seed1", [0.40, 0.66, 0.61], [drop(1, {"c1": [1]})])
+    write_run(criteria / "repr_ranker=l1_seed1", [0.40, 0.45, 0.58], [drop(1, {"c1": [2]})])
+    write_run(criteria / "repr_ranker=taylor_seed1", [0.40, 0.45], [drop(1, {"c1": [3]})], finished=False)
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")
+            for line in criteria_table.table(paper, criteria, [0, 1]).splitlines()[2:]}
+    assert rows["none (`standard`)"][1:] == ["72.1", "50.00 / 52.00", "51.00 ± 1.41 (2)", "57.50 |"]  # best after epoch 1
+    assert rows["orthogonality (`repr`)"][2:] == ["62.00 / 61.00", "61.50 ± 0.71 (2)", "65.50 |"]
+    assert rows["weight magnitude (`l1`)"][2:] == ["– / 58.00", "58.00 ± 0.00 (1)", "58.00 |"]
+    assert rows["Taylor"][2:4] == ["– / at epoch 2", "not finished"]
+    assert rows["greedy oracle"][2:4] == ["– / –", "not run yet"]
+    assert rows["Hessian"][3] == "no ranker (not in prunekit)"
+
+
+def test_drop_summary_rows(tmp_path, scripts):
+    _, drop_analysis = scripts
+    standard = write_run(tmp_path / "standard", [0.50, 0.70, 0.60, 0.65])
+    repr_run = write_run(tmp_path / "repr", [0.50, 0.55, 0.40, 0.62],
+                         [drop(1, {"conv1": [0, 1], "conv10": [4]}), {"epoch": 2, "event": "restore"},
+                          drop(3, {"conv2": [5]})])
+    text = drop_analysis.summary([standard.path, repr_run.path])
+    head, _, row_standard, row_repr = text.splitlines()
+    assert "best after epoch 1 (epoch)" in head and "(conv1+conv2+conv10)" in head  # layers in natural order
+    assert row_standard.split(" | ")[1:6] == ["4", "65.00", "70.00 (2)", "90.40", "1.35"]
+    # drop at epoch 1 costs acc(1) - acc(2) = -5 points; drop at epoch 3 costs acc(3) - acc(4) = -22 points
+    assert row_repr.split(" | ")[1:] == ["4", "62.00", "62.00 (4)", "90.40", "1.38", "-5.0 / -22.0", "2+0+1; 0+1+0 |"]
