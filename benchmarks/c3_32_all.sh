@@ -2,10 +2,10 @@
 # Every C^3(32) grid of the README, most wanted first, so that a machine that can
 # only run it for a few hours at a time makes the most useful progress: the paper
 # regime at seeds 0 and 1, the ablations at seed 1 (they start from that seed's
-# kept warm-up, 80 epochs each), the criteria at seed 1 (from the same warm-up;
-# l1 and random first, the ranker ablations), the augmented regime at seed 0 (the
-# public reproduction's setting, two runs from scratch), the paper regime's seed 2, the
-# paper regime at lr 0.003 (where the public reproduction saw RePr gain), then the
+# kept warm-up, 80 epochs each), the l1 and random rankers at seed 1 (the ranker
+# ablations; cells of the criteria grid, from the same warm-up), the augmented regime
+# at seed 0 (the public reproduction's setting), the other criteria at seed 1, the
+# paper regime's seed 2, the paper regime at lr 0.003 (where the public reproduction saw RePr gain), then the
 # remaining seeds. On a CPU with bf16 instructions, the bf16 cell of c3_32_precision.sh
 # runs right after the paper regime's seeds 0 and 1. Each step resumes where it
 # stopped; rerun this script until it ends. 42 runs of 100 epochs (43 with bf16).
@@ -21,8 +21,9 @@ if grep -qE "avx512_bf16|amx_bf16" /proc/cpuinfo 2>/dev/null; then  # bf16 again
   SEEDS=0 bash c3_32_precision.sh
 fi
 SEEDS=1 JOBS=1 bash c3_32_ablations.sh
-SEEDS=1 JOBS=1 bash c3_32_criteria.sh
+SEEDS=1 JOBS=1 RANKERS=orthogonality,l1,random bash c3_32_criteria.sh
 SEEDS=0 bash c3_32_augmented.sh
+SEEDS=1 JOBS=1 bash c3_32_criteria.sh
 SEEDS=0,1,2 bash c3_32_paper.sh
 SEEDS=1 JOBS=1 bash c3_32_low_lr.sh
 SEEDS=0,1,2 JOBS=1 bash c3_32_criteria.sh

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import signal
 import sys
 from contextlib import contextmanager
@@ -192,6 +193,7 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
         grid_mod.check_cell(out_dir, cell, cfg)
     grid_mod.write_spec(out_dir, spec)
     if not table_only:
+        _warn_oversubscription(jobs, threads, len(cells))
         try:
             with _sigterm_as_interrupt():
                 if jobs > 1:
@@ -208,6 +210,16 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
     if first_seed:
         for path in plot_runs(first_seed, out_dir):
             out.print(f"wrote {path}")
+
+
+def _warn_oversubscription(jobs: int, threads: int | None, cells: int) -> None:
+    """More compute threads than cores make every cell slower than running them in turn: say so."""
+    cores = os.cpu_count() or 1
+    side_by_side = max(1, min(jobs, cells))
+    if threads and threads * side_by_side > cores:
+        console.print(f"[yellow]warning:[/yellow] {side_by_side} cell(s) x {threads} threads = "
+                      f"{threads * side_by_side} threads on {cores} cores; threads that outnumber the cores slow "
+                      f"every cell far more than the share they lose (leave out --threads for cores / jobs)")
 
 
 def _location_options(cfg) -> list[str]:

@@ -160,6 +160,24 @@ def test_a_grid_on_a_missing_gpu_is_one_line_and_writes_nothing(tmp_path, capsys
     assert not out.exists()
 
 
+def test_more_threads_than_cores_is_warned_and_the_grid_still_runs(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    before = torch.get_num_threads()
+    try:
+        grid = ["bench", "--methods", "standard", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
+                "--epochs", "1", "--quiet", "--out", str(tmp_path / "g")]
+        code, _, err = run_cli([*grid, "--threads", "2"], capsys)
+        assert code == 0, err
+        assert "1 cell(s) x 2 threads = 2 threads on 1 cores" in err
+        assert (tmp_path / "g" / "standard_seed0" / "summary.json").exists()
+        code, _, err = run_cli([*grid, "--threads", "1"], capsys)
+        assert code == 0 and "warning" not in err
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_bench_jobs_runs_cells_in_worker_processes_and_reports_a_failed_cell(tmp_path, capsys):
     out = tmp_path / "grid"
     argv = ["bench", "--methods", "standard,repr", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
