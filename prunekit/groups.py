@@ -107,13 +107,14 @@ def build_groups(
     param_names = {p: n for n, p in model.named_parameters()}
     order = {m: i for i, m in enumerate(convs)}
 
-    groups, excluded, unsupported = [], [], set()
+    groups, excluded, unsupported, owners = [], [], set(), []
     for tp_group in graph.get_all_groups(ignored_layers=ignore, root_module_types=(nn.Conv2d, nn.Conv1d, nn.Conv3d)):
         root = tp_group[0].dep.target.module
         root_name = names[root]
         slices, bad = _group_slices(tp_group, graph, names, param_names)
         unsupported.update(bad)
         owner_modules = {s.module for s in slices if s.role == "owner"}
+        owners += sorted(owner_modules - set(owners))
         reason = None
         if bad:
             reason = f"touches unsupported {', '.join(sorted(bad))}"
@@ -128,6 +129,15 @@ def build_groups(
         depth = min(order.get(_module(model, s.module), 1 << 30) for s in slices if s.role == "owner")
         groups.append(
             FilterGroup(root_name, size, slices, filters=_ranked_filters(slices, model), depth=depth)
+        )
+    unmatched = [pat for pat in exclude if not any(fnmatch.fnmatch(m, pat) for m in owners)]
+    position = {n: i for i, n in enumerate(names.values())}
+    owners.sort(key=lambda n: position.get(n, len(position)))
+    if unmatched:
+        raise PrunekitError(
+            f"exclude pattern(s) {', '.join(unmatched)} match no module that owns filters in "
+            f"{type(model).__name__} (those are {', '.join(owners[:6])}{', ...' if len(owners) > 6 else ''}); "
+            f"correct the name(s); globs work, e.g. '{owners[0] if owners else 'conv'}*'"
         )
     groups.sort(key=lambda g: g.depth)
     return GroupSet(groups, excluded, sorted(unsupported))

@@ -47,7 +47,7 @@ class FilterMasks:
                 t = _tensor(self.model, sl.name)
                 pos = sl.positions(new).to(t.device)
                 self.before_drop[g][sl.name] = torch.cat(  # kept on the CPU: checkpoints load there
-                    [self.before_drop[g].get(sl.name, torch.empty((0,) + _rest(t, sl.dim), dtype=t.dtype)),
+                    [self.before_drop[g].get(sl.name, torch.empty((0,) + shape_without(t, sl.dim), dtype=t.dtype)),
                      t.index_select(sl.dim, pos).movedim(sl.dim, 0).cpu()]
                 )
                 self.before_drop[g][f"{sl.name}#pos"] = torch.cat(
@@ -129,7 +129,8 @@ class FilterMasks:
         self._rebuild()
 
 
-def _rest(t: torch.Tensor, dim: int) -> tuple[int, ...]:
+def shape_without(t: torch.Tensor, dim: int) -> tuple[int, ...]:
+    """``t``'s shape with dimension ``dim`` left out."""
     shape = list(t.shape)
     shape.pop(dim)
     return tuple(shape)

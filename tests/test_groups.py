@@ -1,6 +1,8 @@
 """Filter groups come from the dependency graph with every slice a filter owns."""
+import pytest
 import torch
 
+from prunekit.errors import PrunekitError
 from prunekit.groups import build_groups
 from prunekit.models import c3_32, resnet20
 
@@ -60,3 +62,5 @@ def test_exclude_first_and_patterns():
     assert any("features.0" in e for e in groups.excluded)
     groups = build_groups(model, torch.zeros(1, 3, 32, 32), exclude=["features.4"])
     assert [g.name for g in groups] == ["features.0", "features.2"]
+    with pytest.raises(PrunekitError, match=r"exclude pattern\(s\) feature\.0 match no module .*features\.0"):
+        build_groups(model, torch.zeros(1, 3, 32, 32), exclude=["features.4", "feature.0"])  # a typo, not a no-op

@@ -111,6 +111,23 @@ def test_nullspace_filters_are_orthogonal_to_survivors_and_old_values():
     assert any("features.2" in line and "null space" in line for line in ctx.log)
 
 
+def test_clipped_nullspace_filters_stay_in_the_null_space_within_the_default_bound():
+    from prunekit.reinit import default_bound
+
+    torch.manual_seed(0)
+    model = c3_32(image_size=8)
+    groups = build_groups(model, torch.zeros(1, 3, 8, 8))
+    old = model.features[2].weight.detach().clone().flatten(1)
+    picks = [torch.zeros(32, dtype=torch.bool) for _ in groups]
+    picks[1][torch.arange(0, 32, 3)] = True  # 11 returning filters
+    _drop_and_reinit(model, groups, picks, NullSpace.build("t", scale="clip"))
+    new = model.features[2].weight.detach().flatten(1)[picks[1]]
+    assert new.abs().max() <= default_bound(model.features[2]) * (1 + 1e-6)
+    unit = torch.nn.functional.normalize(new, dim=1)
+    assert (unit @ torch.nn.functional.normalize(old, dim=1).T).abs().max() < 1e-5  # survivors and old values
+    assert (unit @ unit.T - torch.eye(len(new))).abs().max() < 1e-5
+
+
 def test_null_space_sample_with_dependent_constraints():
     from prunekit_plugins.repr import null_space_sample
 
@@ -200,6 +217,9 @@ def test_repr_schedule_events():
     from prunekit.errors import PrunekitError
     with pytest.raises(PrunekitError, match="no room"):
         RePrSchedule.build("t", s1=20, s2=10).validate(30)
+    with pytest.raises(PrunekitError, match=r"cycles=5 .*\(room for 3\)"):  # not quietly cut to the 3 that fit
+        RePrSchedule.build("t", s1=20, s2=10, cycles=5).validate(100)
+    RePrSchedule.build("t", s1=20, s2=10, cycles=3).validate(100)
     for bad in ({"prune_ratio": 0.0}, {"prune_ratio": 1.0}, {"s1": 0}, {"s2": -1}, {"cycles": 0}):
         with pytest.raises(PrunekitError):
             RePrSchedule.build("t", **bad)

@@ -6,6 +6,7 @@ import math
 import torch
 
 from prunekit import Drop, PrunekitError, RankContext, Ranker, ReinitContext, Reinitializer, Restore, Schedule
+from prunekit.masks import shape_without
 from prunekit.reinit import (before_drop_values, default_bound, init_consumers, reset_owners, reset_slice,
                              write_positions)
 
@@ -105,8 +106,9 @@ class NullSpace(Reinitializer):
     When that null space is too small for the returning filters, only the
     most-overlapping constraint rows are kept ('relaxed'); if even that leaves no
     room, the layer's default init is used ('default'). ``scale``: ``norm-match``
-    (mean norm of the survivors), ``clip`` (unit rows clipped to the default
-    init's bound) or ``none`` (unit norm).
+    (mean norm of the survivors), ``clip`` (unit rows, each scaled down as a whole
+    until no entry exceeds the default init's bound, so they stay in the null space)
+    or ``none`` (unit norm).
     """
 
     def __init__(self, scale: str = "norm-match", **base):
@@ -145,8 +147,8 @@ class NullSpace(Reinitializer):
             new = new * ref.norm(dim=1).mean()
         elif self.scale == "clip":
             bound = default_bound(ctx.model.get_submodule(sl.module))
-            new = new.clamp(-bound, bound)
-        shaped = new.to(weight.dtype).reshape((d,) + _rest_shape(weight, sl.dim))
+            new = new * (bound / new.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
+        shaped = new.to(weight.dtype).reshape((d,) + shape_without(weight, sl.dim))
         write_positions(ctx, sl, ret, shaped)
         return how
 
@@ -154,12 +156,6 @@ class NullSpace(Reinitializer):
 def _rows(weight: torch.Tensor, sl) -> torch.Tensor:
     moved = weight.detach().movedim(sl.dim, 0)
     return moved.reshape(moved.shape[0], -1)[sl.index.to(weight.device)]
-
-
-def _rest_shape(weight: torch.Tensor, dim: int) -> tuple[int, ...]:
-    shape = list(weight.shape)
-    shape.pop(dim)
-    return tuple(shape)
 
 
 def null_space_sample(constraints: torch.Tensor, needed: int, generator: torch.Generator):
@@ -215,6 +211,13 @@ class RePrSchedule(Schedule):
             raise PrunekitError(
                 f"epochs={epochs} leaves no room for one RePr cycle (needs more than s1 + s2 = {self.s1 + self.s2}); "
                 f"raise --epochs or lower --s1/--s2"
+            )
+        if self.cycles is not None and self.cycles * (self.s1 + self.s2) >= epochs:
+            fit = (epochs - 1) // (self.s1 + self.s2)
+            raise PrunekitError(
+                f"cycles={self.cycles} of s1 + s2 = {self.s1 + self.s2} epochs need more than "
+                f"{self.cycles * (self.s1 + self.s2)} epochs, the run has {epochs} (room for {fit}); "
+                f"raise --epochs, lower --cycles, or leave --cycles out for as many as fit"
             )
 
     def _cycle_fits(self, k: int, epochs: int) -> bool:
