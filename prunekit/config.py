@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,9 +77,7 @@ def read_config_file(path: str | Path) -> dict:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
         else:
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = _yaml_load(text)
     except Exception as exc:  # noqa: BLE001 - any parse error
         raise PrunekitError(f"cannot parse config file {path} ({first_line(exc)}); it must be a YAML or JSON mapping") from None
     if data is None:
@@ -89,13 +88,25 @@ def read_config_file(path: str | Path) -> dict:
 
 
 def parse_value(text: str) -> Any:
-    """``--set`` values: YAML scalars and lists (0.3, true, [a, b], layer)."""
-    import yaml
-
+    """``--set`` values: YAML scalars and lists (0.3, 1e-3, true, [a, b], layer)."""
     try:
-        return yaml.safe_load(text)
+        return _yaml_load(text)
     except Exception:  # noqa: BLE001
         return text
+
+
+# YAML 1.1 (PyYAML's) reads 1e-3 as a string: it wants a dot in a float. Read it as a number.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+
+
+def _yaml_load(text: str) -> Any:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789."))
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader
 
 
 def component_class(kind: str, name: str):

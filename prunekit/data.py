@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -153,6 +154,8 @@ def import_image_folder(src: str | os.PathLike, dataset: str, root: Path, overwr
         parts = Path(rel).parts
         if len(parts) < 3 or parts[-3] not in files or not parts[-1].lower().endswith(_IMAGE_SUFFIXES):
             continue
+        if parts[-1].startswith("."):  # hidden files, e.g. the "._name.jpg" metadata macOS adds to archives
+            continue
         files[parts[-3]].setdefault(parts[-2], []).append((parts[-1], read))
     classes = sorted(files["train"])
     if not classes or sorted(files["test"]) != classes:
@@ -167,8 +170,12 @@ def import_image_folder(src: str | os.PathLike, dataset: str, root: Path, overwr
     for split, by_class in files.items():
         xs, ys = [], []
         for label, cname in enumerate(classes):
-            for _, read in sorted(by_class[cname], key=lambda t: t[0]):
-                xs.append(_decode_rgb(read()))
+            for name, read in sorted(by_class[cname], key=lambda t: t[0]):
+                try:
+                    xs.append(_decode_rgb(read()))
+                except OSError as exc:  # PIL's "cannot identify image file" is an OSError
+                    raise PrunekitError(f"{src}: {split}/{cname}/{name} is not a readable image ({first_line(exc)}); "
+                                        f"remove or replace it, then import again") from None
                 ys.append(label)
         shapes = {tuple(x.shape) for x in xs}
         if len(shapes) != 1:
@@ -199,9 +206,13 @@ def _walk(src: Path):
         tar = tarfile.open(src)
     except (tarfile.TarError, OSError) as exc:
         raise PrunekitError(f"cannot open {src} as a folder or tar archive ({exc})") from None
-    with tar:
-        members = [m for m in tar.getmembers() if m.isfile()]
-        blobs = {m.name: tar.extractfile(m).read() for m in members}
+    try:
+        with tar:
+            members = [m for m in tar.getmembers() if m.isfile()]
+            blobs = {m.name: tar.extractfile(m).read() for m in members}
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise PrunekitError(f"cannot read {src}: the archive is damaged or cut short ({first_line(exc) or type(exc).__name__}); "
+                            f"copy or download it again") from None
     for name, blob in sorted(blobs.items()):
         yield name, (lambda b=blob: b)
 

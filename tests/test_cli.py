@@ -90,12 +90,13 @@ def test_resume_via_cli_and_refusals(tmp_path, capsys):
 
 def test_config_file_and_overrides(tmp_path, capsys):
     cfg = tmp_path / "my.yaml"
-    cfg.write_text("method: repr\nlr: 0.05\nepochs: 3\ns1: 1\ns2: 1\nnext_layer: random\n")
+    cfg.write_text("method: repr\nlr: 0.05\nweight_decay: 5e-4\nepochs: 3\ns1: 1\ns2: 1\nnext_layer: random\n")
     code, _, err = run_cli(["run", "--config", str(cfg), "--lr", "0.003", "--set", "scope=layer",
-                            "--out", str(tmp_path), "--name", "c", *FAST], capsys)
+                            "--set", "prune_ratio=2.5e-1", "--out", str(tmp_path), "--name", "c", *FAST], capsys)
     assert code == 0, err
     saved = json.loads((tmp_path / "c" / "config.json").read_text())
     assert saved["lr"] == 0.003 and saved["epochs"] == 3
+    assert saved["weight_decay"] == 5e-4 and saved["schedule_args"]["prune_ratio"] == 0.25  # exponents are numbers
     assert saved["reinitializer_args"]["next_layer"] == "random" and saved["ranker_args"]["scope"] == "layer"
 
 

@@ -56,6 +56,29 @@ def test_import_rejects_wrong_layouts(tmp_path):
         import_image_folder(tmp_path / "empty", "cifar10", tmp_path / "cache")
 
 
+def test_import_skips_hidden_files_and_names_a_file_that_is_no_image(tmp_path):
+    src = tmp_path / "src"
+    _write_folder(src)
+    (src / "train" / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07 macOS metadata")  # skipped
+    dest = import_image_folder(src, "custom", tmp_path / "cache")
+    assert load_cached("custom", dest.parent)["train_x"].shape[0] == 6
+    (src / "test" / "dog" / "9.png").write_bytes(b"not a png")
+    with pytest.raises(PrunekitError, match=r"test/dog/9\.png is not a readable image"):
+        import_image_folder(src, "custom2", tmp_path / "cache")
+    assert not (dest.parent / "custom2.pt").exists()  # nothing half-written
+
+
+def test_import_of_a_cut_short_archive_is_one_clear_error(tmp_path):
+    src = tmp_path / "src"
+    _write_folder(src)
+    tar_path = tmp_path / "copy.tar.gz"
+    with tarfile.open(tar_path, "w:gz") as tar:
+        tar.add(src, arcname="export")
+    tar_path.write_bytes(tar_path.read_bytes()[:-200])
+    with pytest.raises(PrunekitError, match="damaged or cut short"):
+        import_image_folder(tar_path, "custom", tmp_path / "cache")
+
+
 @pytest.mark.skipif(not SHARED_CIFAR.exists(), reason="the offline CIFAR-10 JPEG copy is not beside this checkout")
 def test_import_real_cifar10_copy(tmp_path):
     dest = import_image_folder(SHARED_CIFAR, "cifar10", tmp_path)
