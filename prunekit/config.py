@@ -113,6 +113,11 @@ def component_class(kind: str, name: str):
     return registry.get(kind + "s", name)
 
 
+# fields that hold names or paths (None where the field may be unset)
+NAME_FIELDS = ("model", "dataset", "method", "ranker", "reinitializer", "schedule", "optimizer", "device",
+               "precision", "lr_schedule", "data_dir", "out", "name")
+
+
 def resolve(values: dict, overrides: dict | None = None, optional: frozenset = frozenset()) -> RunConfig:
     """Build a validated RunConfig from config-file ``values`` then ``overrides`` (later wins).
 
@@ -122,6 +127,12 @@ def resolve(values: dict, overrides: dict | None = None, optional: frozenset = f
     not take them (a grid's shared options, e.g. ``s1`` beside a method with no cycle)."""
     sources = [{k.replace("-", "_"): v for k, v in src.items()} for src in (values, overrides or {})]
     cfg = RunConfig(**{k: v for src in sources for k, v in src.items() if k in FIELDS})
+    for key in NAME_FIELDS:  # `--set name=2024` or `name: 7` in a config file is a name, not a number
+        value = getattr(cfg, key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            setattr(cfg, key, str(value))
+        elif value is not None and not isinstance(value, str):
+            raise PrunekitError(f"{key} must be a name, got {value!r}")
     method = registry.get("methods", cfg.method)
     for kind in COMPONENTS:
         if getattr(cfg, kind) is None:

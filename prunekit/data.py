@@ -205,7 +205,7 @@ def _walk(src: Path):
     try:
         tar = tarfile.open(src)
     except (tarfile.TarError, OSError) as exc:
-        raise PrunekitError(f"cannot open {src} as a folder or tar archive ({exc})") from None
+        raise PrunekitError(f"cannot open {src} as a folder or tar archive ({first_line(exc)}); give the folder or its .tar(.gz)") from None
     try:
         with tar:
             members = [m for m in tar.getmembers() if m.isfile()]

@@ -100,6 +100,12 @@ def test_config_file_and_overrides(tmp_path, capsys):
     assert saved["reinitializer_args"]["next_layer"] == "random" and saved["ranker_args"]["scope"] == "layer"
 
 
+def test_a_number_given_as_a_name_is_a_name(tmp_path, capsys):
+    code, _, err = run_cli(["run", "--set", "name=2024", "--epochs", "1", "--out", str(tmp_path), *FAST], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "2024" / "config.json").read_text())["name"] == "2024"
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--method", "nope"], "unknown method 'nope'; valid: magnitude, random, repr"),
     (["--model", "nope"], "unknown model 'nope'"),
@@ -114,6 +120,7 @@ def test_config_file_and_overrides(tmp_path, capsys):
     (["--set", "bogus=1"], "no component of this run takes option 'bogus'"),
     (["--method", "repr", "--set", "ranker.bogus=1"], "does not take option(s) bogus; valid:"),
     (["--lr", "-1"], "lr must be a positive number"),
+    (["--set", "model=[c3_32]"], "model must be a name, got ['c3_32']"),
 ])
 def test_bad_input_gives_one_clear_line(tmp_path, capsys, argv, message):
     code, out, err = run_cli(["run", *argv, "--out", str(tmp_path)], capsys)
