@@ -265,10 +265,10 @@ def collect(out: Path) -> list[dict]:
             for opts in spec["sets"] for method in spec["methods"]]
     firsts = [r["first_event"] for *_, records in grid for r in records if r["first_event"] is not None]
     after = min(firsts) if firsts else None
-    epochs = spec["base"].get("epochs", RunConfig().epochs)
     rows = []
     for method, opts, records in grid:
         label, n = Cell(method, opts, 0).label, len(spec["seeds"])
+        epochs = opts.get("epochs", spec["base"].get("epochs", RunConfig().epochs))  # an axis may set them
         done = [r for r in records if r["summary"]]
         going = [r for r in records if not r["summary"]]
         if done:  # finished and unfinished runs are never averaged together

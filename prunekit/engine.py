@@ -311,6 +311,7 @@ class Run:
 
     def summary(self) -> dict:
         rows = self.dir.read_jsonl(METRICS)
+        own = rows[self.dir.fork_epoch():]  # the epochs this run trained, not those taken from a warm-up
         last = rows[-1] if rows else {}
         params = sum(p.numel() for p in self.model.parameters())
         nonzero = sum(int((p != 0).sum()) for p in self.model.parameters())
@@ -321,7 +322,7 @@ class Run:
             "final_train_acc": last.get("train_acc"),
             "gap": (last["train_acc"] - last["test_acc"]) if last else None,
             "wall_seconds": self.elapsed,
-            "images_per_s": (sum(r["images_per_s"] for r in rows) / len(rows)) if rows else None,
+            "images_per_s": (sum(r["images_per_s"] for r in own) / len(own)) if own else None,
             "params": params, "nonzero_params": nonzero, "device": str(self.device),
             "precision": self.cfg.precision, "events": len(self.dir.read_jsonl(EVENTS)),
         }

@@ -382,6 +382,8 @@ def test_a_cell_started_from_a_siblings_warmup_matches_one_run_from_scratch(tmp_
     rows = {r["method"]: r for r in csv.DictReader((shared / "table.csv").open())}
     own = [json.loads(line) for line in (shared / "standard_seed0" / "metrics.jsonl").read_text().splitlines()][2:]
     assert float(rows["standard"]["images_per_s_mean"]) == pytest.approx(sum(m["images_per_s"] for m in own) / 3)
+    summary = json.loads((shared / "standard_seed0" / "summary.json").read_text())
+    assert summary["images_per_s"] == pytest.approx(sum(m["images_per_s"] for m in own) / 3)  # so does summary.json
     base = [json.loads(line) for line in (shared / "repr_seed0" / "metrics.jsonl").read_text().splitlines()]
     per_epoch = sum(m["seconds"] for m in own) / 3, sum(m["seconds"] for m in base) / 5
     assert float(rows["standard"]["overhead"]) == pytest.approx(100 * (per_epoch[0] / per_epoch[1] - 1))
@@ -607,3 +609,12 @@ def test_a_worker_whose_bench_has_ended_does_not_start(tmp_path, capsys, monkeyp
     code, _, err = run_cli(["run", "--method", "standard", "--dataset", "synthetic", "--model", "c2_8", "--epochs", "1",
                             "--out", str(tmp_path), "--quiet"], capsys)
     assert code == 2 and "that started this worker has ended" in err and not any(tmp_path.iterdir())
+
+
+def test_an_epochs_axis_gives_each_row_its_own_length(tmp_path, capsys):
+    out = tmp_path / "g"
+    code, _, err = run_cli(["bench", "--methods", "standard", "--set", "epochs=1,2", "--seeds", "0", "--dataset",
+                            "synthetic", "--model", "c2_8", "--batch-size", "64", "--quiet", "--out", str(out)], capsys)
+    assert code == 0, err
+    rows = {r["method"]: r["epochs"] for r in csv.DictReader((out / "table.csv").open())}
+    assert rows == {"standard_epochs=1": "1 of 1", "standard_epochs=2": "2 of 2"}
