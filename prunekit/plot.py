@@ -6,6 +6,7 @@ out the sub-network phases (drop -> restore) of the first run that drops.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def filter_map(drops: list[dict]):
 def _plot_curves(runs, path: Path, plt) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
     last = max((m["epoch"] for _, metrics, _ in runs for m in metrics), default=1)
-    shaded = next((events for _, _, events in runs if events), [])  # the first run that drops
+    shader, shaded = next(((name, events) for name, _, events in runs if events), (None, []))  # the first run that drops
     for ax, (key, title) in zip(axes.flat, CURVES):
         for start, end in drop_phases(shaded, last):
             ax.axvspan(start, end, color="0.85", lw=0)
@@ -84,8 +85,8 @@ def _plot_curves(runs, path: Path, plt) -> None:
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
     axes[0, 0].legend(fontsize="small")
-    if any(ev.get("event") == "drop" for ev in runs[0][2]):
-        fig.suptitle(f"grey: sub-network phases of {runs[0][0]}", fontsize="small")
+    if any(ev.get("event") == "drop" for ev in shaded):
+        fig.suptitle(f"grey: sub-network phases of {shader}", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -110,6 +111,13 @@ def _plot_filters(name: str, drops: list[dict], path: Path, plt) -> None:
     plt.close(fig)
 
 
+def run_labels(paths: list[Path]) -> list[str]:
+    """Each run's folder name as given (a linked cell keeps its own name), with its parent folder's
+    in front where two runs share a name."""
+    names = [Path(os.path.abspath(p)).name for p in paths]
+    return [f"{Path(os.path.abspath(p)).parent.name}/{n}" if names.count(n) > 1 else n for p, n in zip(paths, names)]
+
+
 def plot_runs(run_dirs: list[Path], out_dir: Path | None) -> list[Path]:
     """Write curves.png for all runs and filters_<run>.png for each run that dropped.
 
@@ -121,11 +129,12 @@ def plot_runs(run_dirs: list[Path], out_dir: Path | None) -> list[Path]:
     import matplotlib.pyplot as plt
 
     runs = []
-    for path in map(Path, run_dirs):
+    labels = run_labels([Path(p) for p in run_dirs])
+    for path, label in zip(map(Path, run_dirs), labels):
         rd = RunDir(path)
         if not rd.file(METRICS).exists():
             raise PrunekitError(f"{path} has no metrics.jsonl; give run directories made by `prunekit run`")
-        runs.append((path.resolve().name, rd.read_jsonl(METRICS), rd.read_jsonl(EVENTS)))
+        runs.append((label, rd.read_jsonl(METRICS), rd.read_jsonl(EVENTS)))
     out = Path(out_dir) if out_dir is not None else Path(run_dirs[0])
     out.mkdir(parents=True, exist_ok=True)
 
@@ -134,6 +143,6 @@ def plot_runs(run_dirs: list[Path], out_dir: Path | None) -> list[Path]:
     for name, _, events in runs:
         drops = [ev for ev in events if ev.get("event") == "drop"]
         if drops:
-            written.append(out / f"filters_{name}.png")
+            written.append(out / f"filters_{name.replace('/', '-')}.png")
             _plot_filters(name, drops, written[-1], plt)
     return written

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from prunekit.errors import PrunekitError
-from prunekit.plot import drop_phases, filter_map, plot_runs
+from prunekit.plot import drop_phases, filter_map, plot_runs, run_labels
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -90,7 +90,23 @@ def test_curves_shade_drop_phases_even_when_the_dropping_run_is_not_first(tmp_pa
         return original(self, start, end, **kw)
 
     monkeypatch.setattr(matplotlib.axes.Axes, "axvspan", recording)
+    titles = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "suptitle", lambda self, text, **kw: titles.append(text))
     base_run = _fake_run(tmp_path, "base_run", with_events=False)
     repr_run = _fake_run(tmp_path, "repr_run", with_events=True)
     plot_runs([base_run, repr_run], tmp_path / "plots")
     assert spans == [(1, 2)] * 4  # one shaded drop phase on each of the four panels
+    assert titles == ["grey: sub-network phases of repr_run"]  # the caption names the run that shades
+
+
+def test_runs_keep_the_names_they_are_given_and_two_of_one_name_are_told_apart(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _fake_run(tmp_path / "a", "repr_seed0", with_events=True)
+    second = _fake_run(tmp_path / "b", "repr_seed0", with_events=True)
+    link = tmp_path / "repr_ranker=orthogonality_seed0"
+    link.symlink_to(first)
+    assert run_labels([link, tmp_path / "b" / "." / "repr_seed0"]) == ["repr_ranker=orthogonality_seed0", "repr_seed0"]
+    assert run_labels([first, second]) == ["a/repr_seed0", "b/repr_seed0"]
+    written = plot_runs([first, second], tmp_path / "plots")
+    assert [p.name for p in written] == ["curves.png", "filters_a-repr_seed0.png", "filters_b-repr_seed0.png"]
