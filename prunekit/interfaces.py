@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import torch
 import torch.nn as nn
@@ -141,11 +141,9 @@ class Ranker(Configurable, ABC):
 
     Subclasses implement :meth:`scores`. Selection is shared: ``scope="global"``
     ranks all groups' channels together, ``"layer"`` drops the ratio from each
-    group; ``max_layer_fraction`` caps what any one group may lose. Set
-    ``needs_data = True`` to be handed training batches through the context.
+    group; ``max_layer_fraction`` caps what any one group may lose. Rankers
+    that need data draw training batches from ``ctx.batches``.
     """
-
-    needs_data: ClassVar[bool] = False
 
     def __init__(self, scope: Scope = "global", max_layer_fraction: float = 0.75):
         if scope not in ("global", "layer"):

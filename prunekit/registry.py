@@ -80,7 +80,7 @@ class Registry:
         names = sorted(self.entries[kind])
         if pattern:  # expand providers (timm has ~1,000 names) only when asked
             names += [n for n in self._dynamic_names(kind) if n not in names]
-            names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+            names = [n for n in names if fnmatch.fnmatchcase(n, pattern) and "*" not in n]  # not the providers' own patterns
         return names
 
     def _dynamic_names(self, kind: str) -> list[str]:
@@ -108,15 +108,6 @@ class Registry:
                         return resolved
             raise unknown_name(kind.rstrip("s"), name, self.names(kind))
         return _load_or_fail(entry, kind)
-
-    def package_of(self, kind: str, name: str) -> str:
-        self.discover()
-        if name in self.entries[kind]:
-            return self.entries[kind][name].package
-        for pattern, provider in self._providers(kind).items():
-            if fnmatch.fnmatchcase(name, pattern):
-                return provider.package
-        return "?"
 
     def report(self, kind: str) -> list[Entry]:
         """Every entry of ``kind`` with load errors filled in (for `prunekit list`)."""

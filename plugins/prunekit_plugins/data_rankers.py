@@ -54,7 +54,6 @@ def _per_channel(values: torch.Tensor, dim: int) -> torch.Tensor:
 class DataRanker(Ranker):
     """Shared machinery: hooks, batches, per-channel statistics mapped onto groups."""
 
-    needs_data = True
     needs_grad = False
 
     def __init__(self, batches: int = 8, **base):
