@@ -16,10 +16,10 @@ in its first epoch and took from each layer.
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from _results import command_line
+from prunekit.plot import natural_key
 from prunekit.records import EVENTS, METRICS, RunDir, best_after, first_event
 
 
@@ -90,7 +90,7 @@ def summary(runs: list[Path]) -> str:
             for g in ev.get("order", list(ev.get("dropped", {}))):
                 if g not in layers:
                     layers.append(g)
-    layers.sort(key=lambda name: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)])  # features.2 < features.10
+    layers.sort(key=natural_key)  # features.2 before features.10
     after = first_event(RunDir(run) for run, _, _ in records)
     best_head = "best test acc (epoch)" if after is None else f"best after epoch {after} (epoch)"
     lines = [f"| run | epochs | final test acc | {best_head} | final train acc | final test loss "

@@ -317,7 +317,8 @@ class Run:
         nonzero = sum(int((p != 0).sum()) for p in self.model.parameters())
         return {
             "name": self.dir.path.name, "method": self.cfg.method, "model": self.cfg.model,
-            "dataset": self.cfg.dataset, "seed": self.cfg.seed, "epochs": self.cfg.epochs,
+            "dataset": self.cfg.dataset, "data_source": self.data.source, "seed": self.cfg.seed,
+            "epochs": self.cfg.epochs,
             "final_test_acc": last.get("test_acc"), "best_test_acc": self.best_acc,
             "final_train_acc": last.get("train_acc"),
             "gap": (last["train_acc"] - last["test_acc"]) if last else None,

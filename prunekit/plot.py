@@ -17,7 +17,7 @@ CURVES = [("train_acc", "train accuracy"), ("test_acc", "test accuracy"),
           ("train_loss", "train loss"), ("test_loss", "test loss")]
 
 
-def _natural_key(name: str) -> list:
+def natural_key(name: str) -> list:
     """Sort key that orders "features.2" before "features.10"."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
@@ -55,7 +55,7 @@ def filter_map(drops: list[dict]):
             size = ev.get("sizes", {}).get(name, max(idx, default=-1) + 1)
             sizes[name] = max(sizes.get(name, 0), size)
     order = drops[0].get("order") if drops else None  # the engine's shallow->deep order
-    names = [n for n in order if n in sizes] if order else sorted(sizes, key=_natural_key)
+    names = [n for n in order if n in sizes] if order else sorted(sizes, key=natural_key)
     groups = [(n, sizes[n]) for n in names if sizes[n] > 0]
     offsets, total = {}, 0
     for name, size in groups:

@@ -35,6 +35,7 @@ def test_run_writes_a_complete_record(tmp_path, capsys):
     assert len(dropped) == round(0.3 * 16) and max(dropped) <= min(kept)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["final_test_acc"] == metrics[-1]["test_acc"] and summary["events"] == 2
+    assert summary["data_source"] == "synthetic seed=0"  # where the images came from
     assert "final_test_acc" in out
 
 
