@@ -90,16 +90,22 @@ def _drop_and_reinit(model, groups, picks, reinit, opt=None):
     return ctx
 
 
-def test_nullspace_filters_are_orthogonal_to_survivors_and_old_values():
+def _reinit_conv2(returning, reinit):
+    """Drop ``returning`` filters of c3_32's conv2, re-init them with ``reinit``: (model, old rows, new rows, ctx)."""
     torch.manual_seed(0)
     model = c3_32(image_size=8)
     groups = build_groups(model, torch.zeros(1, 3, 8, 8))
     old = model.features[2].weight.detach().clone().flatten(1)
     picks = [torch.zeros(32, dtype=torch.bool) for _ in groups]
-    picks[1][[2, 7, 11, 30]] = True
-    ctx = _drop_and_reinit(model, groups, picks, NullSpace.build("t"))
-    new = model.features[2].weight.detach().flatten(1)
-    ret = picks[1]
+    picks[1][returning] = True
+    ctx = _drop_and_reinit(model, groups, picks, reinit)
+    return model, old, model.features[2].weight.detach().flatten(1), ctx
+
+
+def test_nullspace_filters_are_orthogonal_to_survivors_and_old_values():
+    ret = torch.zeros(32, dtype=torch.bool)
+    ret[[2, 7, 11, 30]] = True
+    _, old, new, ctx = _reinit_conv2(ret, NullSpace.build("t"))
     constraints = torch.cat([old[~ret], old[ret]])
     cos = torch.nn.functional.normalize(new[ret], dim=1) @ torch.nn.functional.normalize(constraints, dim=1).T
     assert cos.abs().max() < 1e-5
@@ -114,14 +120,9 @@ def test_nullspace_filters_are_orthogonal_to_survivors_and_old_values():
 def test_clipped_nullspace_filters_stay_in_the_null_space_within_the_default_bound():
     from prunekit.reinit import default_bound
 
-    torch.manual_seed(0)
-    model = c3_32(image_size=8)
-    groups = build_groups(model, torch.zeros(1, 3, 8, 8))
-    old = model.features[2].weight.detach().clone().flatten(1)
-    picks = [torch.zeros(32, dtype=torch.bool) for _ in groups]
-    picks[1][torch.arange(0, 32, 3)] = True  # 11 returning filters
-    _drop_and_reinit(model, groups, picks, NullSpace.build("t", scale="clip"))
-    new = model.features[2].weight.detach().flatten(1)[picks[1]]
+    ret = torch.arange(0, 32, 3)  # 11 returning filters
+    model, old, new, _ = _reinit_conv2(ret, NullSpace.build("t", scale="clip"))
+    new = new[ret]
     assert new.abs().max() <= default_bound(model.features[2]) * (1 + 1e-6)
     unit = torch.nn.functional.normalize(new, dim=1)
     assert (unit @ torch.nn.functional.normalize(old, dim=1).T).abs().max() < 1e-5  # survivors and old values
