@@ -99,13 +99,14 @@ def summary(runs: list[Path]) -> str:
     for run, events, metrics in records:
         acc = {m["epoch"]: m["test_acc"] for m in metrics}
         last = metrics[-1]
-        best = best_after(metrics, after) or best_after(metrics, None)
+        best = best_after(metrics, after)  # None for a run that has not yet trained past ``after``
         drops = [ev for ev in events if ev["event"] == "drop"]
         costs = " / ".join(f"{100 * (acc[ev['epoch']] - acc[ev['epoch'] + 1]):.1f}" for ev in drops
                            if ev["epoch"] in acc and ev["epoch"] + 1 in acc) or "–"
         taken = "; ".join("+".join(str(len(ev["dropped"].get(g, []))) for g in layers) for ev in drops) or "–"
-        lines.append(f"| {run.name} | {last['epoch']} | {100 * last['test_acc']:.2f} | {100 * best['test_acc']:.2f} "
-                     f"({best['epoch']}) | {100 * last['train_acc']:.2f} | {last['test_loss']:.2f} | {costs} | {taken} |")
+        best_text = f"{100 * best['test_acc']:.2f} ({best['epoch']})" if best else "–"
+        lines.append(f"| {run.name} | {last['epoch']} | {100 * last['test_acc']:.2f} | {best_text} "
+                     f"| {100 * last['train_acc']:.2f} | {last['test_loss']:.2f} | {costs} | {taken} |")
     return "\n".join(lines) + "\n"
 
 

@@ -52,7 +52,7 @@ def parse_grid_sets(pairs: list[str], ablate: bool = False) -> list[dict[str, An
     """``--set k=a,b --set j=x`` -> every combination [{k: a, j: x}, {k: b, j: x}];
     with ``ablate``, the base column and one column per value, each alone:
     [{}, {k: a}, {k: b}, {j: x}]. A list value keeps its commas: ``--set exclude=[a,b],[c]``."""
-    from .config import parse_value
+    from .config import NAME_FIELDS, parse_value
 
     axes, keys = [], set()
     for pair in pairs:
@@ -65,7 +65,7 @@ def parse_grid_sets(pairs: list[str], ablate: bool = False) -> list[dict[str, An
         if key in keys:
             raise PrunekitError(f"--set {key} is given twice; list its values once: --set {key}=A,B")
         keys.add(key)
-        parsed = [parse_value(v) for v in split_values(values)]
+        parsed = [v if key in NAME_FIELDS else parse_value(v) for v in split_values(values)]
         twice = repeated([_fmt(v) for v in parsed])  # as the cell names write them: true and True are one value
         if twice:
             raise PrunekitError(f"--set {key}={values} lists the value {twice[0]} twice; list each once")

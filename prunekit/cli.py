@@ -67,14 +67,15 @@ def _apply(options):
 
 
 def _parse_sets(pairs) -> dict:
-    from .config import parse_value
+    from .config import NAME_FIELDS, parse_value
 
     result = {}
     for pair in pairs:
         if "=" not in pair:
             raise PrunekitError(f"--set takes key=value, got {pair!r}; e.g. --set next_layer=random")
-        key, value = pair.split("=", 1)
-        result[key.strip()] = parse_value(value)
+        key, value = (part.strip() for part in pair.split("=", 1))
+        # a name is the text typed (2024-11-30 and 0755 stay as written), everything else a YAML value
+        result[key] = value if key.replace("-", "_") in NAME_FIELDS else parse_value(value)
     return result
 
 
@@ -214,7 +215,7 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
 
 def _warn_oversubscription(jobs: int, threads: int | None, cells: int) -> None:
     """More compute threads than cores make every cell slower than running them in turn: say so."""
-    cores = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     side_by_side = max(1, min(jobs, cells))
     if threads and threads * side_by_side > cores:
         console.print(f"[yellow]warning:[/yellow] {side_by_side} cell(s) x {threads} threads = "

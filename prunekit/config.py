@@ -3,6 +3,7 @@ resolved into one flat record with every value written out."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import re
 from dataclasses import dataclass, field
@@ -127,10 +128,10 @@ def resolve(values: dict, overrides: dict | None = None, optional: frozenset = f
     not take them (a grid's shared options, e.g. ``s1`` beside a method with no cycle)."""
     sources = [{k.replace("-", "_"): v for k, v in src.items()} for src in (values, overrides or {})]
     cfg = RunConfig(**{k: v for src in sources for k, v in src.items() if k in FIELDS})
-    for key in NAME_FIELDS:  # `--set name=2024` or `name: 7` in a config file is a name, not a number
+    for key in NAME_FIELDS:  # `name: 7` in a config file is a name, not a number
         value = getattr(cfg, key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            setattr(cfg, key, str(value))
+        if isinstance(value, (int, float, datetime.date)) and not isinstance(value, bool):
+            setattr(cfg, key, str(value))  # as a config file's YAML read it: 2024-11-30 stays, 0755 is 493
         elif value is not None and not isinstance(value, str):
             raise PrunekitError(f"{key} must be a name, got {value!r}")
     method = registry.get("methods", cfg.method)

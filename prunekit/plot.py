@@ -112,10 +112,16 @@ def _plot_filters(name: str, drops: list[dict], path: Path, plt) -> None:
 
 
 def run_labels(paths: list[Path]) -> list[str]:
-    """Each run's folder name as given (a linked cell keeps its own name), with its parent folder's
-    in front where two runs share a name."""
-    names = [Path(os.path.abspath(p)).name for p in paths]
-    return [f"{Path(os.path.abspath(p)).parent.name}/{n}" if names.count(n) > 1 else n for p, n in zip(paths, names)]
+    """Each run's folder name as given (a linked cell keeps its own name); where runs share a name,
+    as many parent folders in front as tell them apart."""
+    parts = [Path(os.path.abspath(p)).parts[1:] or ("/",) for p in paths]  # no root: "/a/r" is ("a", "r")
+    labels = [p[-1] for p in parts]
+    for depth in range(2, max(map(len, parts)) + 1):
+        clash = {lab for lab in labels if labels.count(lab) > 1}
+        if not clash:
+            break
+        labels = ["/".join(p[-depth:]) if lab in clash else lab for p, lab in zip(parts, labels)]
+    return labels
 
 
 def plot_runs(run_dirs: list[Path], out_dir: Path | None) -> list[Path]:

@@ -62,5 +62,10 @@ def test_exclude_first_and_patterns():
     assert any("features.0" in e for e in groups.excluded)
     groups = build_groups(model, torch.zeros(1, 3, 32, 32), exclude=["features.4"])
     assert [g.name for g in groups] == ["features.0", "features.2"]
+    # a pattern may name a BN module of the group, or a group that exclude_first leaves out anyway
+    net = resnet20()
+    spared = build_groups(net, torch.zeros(1, 3, 32, 32), exclude=["bn1", "layers.0.bn2"], exclude_first=True)
+    assert spared.excluded and not any(s.module in {"bn1", "layers.0.bn2"}
+                                       for g in spared for s in g.slices if s.role == "owner")
     with pytest.raises(PrunekitError, match=r"exclude pattern\(s\) feature\.0 match no module .*features\.0"):
         build_groups(model, torch.zeros(1, 3, 32, 32), exclude=["features.4", "feature.0"])  # a typo, not a no-op

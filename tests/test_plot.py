@@ -108,5 +108,6 @@ def test_runs_keep_the_names_they_are_given_and_two_of_one_name_are_told_apart(t
     link.symlink_to(first)
     assert run_labels([link, tmp_path / "b" / "." / "repr_seed0"]) == ["repr_ranker=orthogonality_seed0", "repr_seed0"]
     assert run_labels([first, second]) == ["a/repr_seed0", "b/repr_seed0"]
+    assert run_labels([tmp_path / "a/x/r", tmp_path / "b/x/r", tmp_path / "q"]) == ["a/x/r", "b/x/r", "q"]
     written = plot_runs([first, second], tmp_path / "plots")
     assert [p.name for p in written] == ["curves.png", "filters_a-repr_seed0.png", "filters_b-repr_seed0.png"]

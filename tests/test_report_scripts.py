@@ -74,7 +74,9 @@ def test_drop_summary_rows(tmp_path, scripts):
     repr_run = write_run(tmp_path / "repr", [0.50, 0.55, 0.40, 0.62],
                          [drop(1, {"conv1": [0, 1], "conv10": [4]}), {"epoch": 2, "event": "restore"},
                           drop(3, {"conv2": [5]})])
+    early = write_run(tmp_path / "early", [0.50], finished=False)  # not yet past the first event
     text = drop_analysis.summary([standard.path, repr_run.path])
+    assert drop_analysis.summary([repr_run.path, early.path]).splitlines()[-1].split(" | ")[1:4] == ["1", "50.00", "–"]
     head, _, row_standard, row_repr = text.splitlines()
     assert "best after epoch 1 (epoch)" in head and "(conv1+conv2+conv10)" in head  # layers in natural order
     assert row_standard.split(" | ")[1:6] == ["4", "65.00", "70.00 (2)", "90.40", "1.35"]

@@ -107,8 +107,9 @@ class NullSpace(Reinitializer):
     most-overlapping constraint rows are kept ('relaxed'); if even that leaves no
     room, the layer's default init is used ('default'). ``scale``: ``norm-match``
     (mean norm of the survivors), ``clip`` (unit rows, each scaled down as a whole
-    until no entry exceeds the default init's bound, so they stay in the null space)
-    or ``none`` (unit norm).
+    until no entry exceeds the default init's bound, so they stay in the null space;
+    smaller than default-init rows, about 0.3 against 0.6 in norm for K = 288) or
+    ``none`` (unit norm).
     """
 
     def __init__(self, scale: str = "norm-match", **base):
