@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import inspect
-import os
 import signal
 import sys
 from contextlib import contextmanager
@@ -215,7 +214,9 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
 
 def _warn_oversubscription(jobs: int, threads: int | None, cells: int) -> None:
     """More compute threads than cores make every cell slower than running them in turn: say so."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    from .workers import available_cores
+
+    cores = available_cores()
     side_by_side = max(1, min(jobs, cells))
     if threads and threads * side_by_side > cores:
         console.print(f"[yellow]warning:[/yellow] {side_by_side} cell(s) x {threads} threads = "

@@ -48,9 +48,14 @@ class Job:
     threads: int = 0
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def default_threads(jobs: int, cells: int) -> int:
     """Cores shared evenly by the cells that will run at once."""
-    return max(1, (os.cpu_count() or 1) // max(1, min(jobs, cells)))
+    return max(1, available_cores() // max(1, min(jobs, cells)))
 
 
 def _start(job: Job, threads: int, location: list[str]) -> None:

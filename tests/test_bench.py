@@ -7,6 +7,7 @@ import pytest
 
 from helpers import run_cli
 from prunekit.records import METRICS, RunDir
+from prunekit.workers import available_cores
 
 GRID = ["bench", "--methods", "standard,repr", "--seeds", "0,1", "--dataset", "synthetic", "--model", "c2_8",
         "--epochs", "3", "--s1", "1", "--s2", "1", "--batch-size", "64", "--quiet"]
@@ -163,7 +164,7 @@ def test_a_grid_on_a_missing_gpu_is_one_line_and_writes_nothing(tmp_path, capsys
 def test_more_threads_than_cores_is_warned_and_the_grid_still_runs(tmp_path, capsys, monkeypatch):
     import torch
 
-    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    monkeypatch.setattr("prunekit.workers.available_cores", lambda: 1)
     before = torch.get_num_threads()
     try:
         grid = ["bench", "--methods", "standard", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
@@ -217,7 +218,7 @@ def test_a_cell_waits_for_the_warmup_a_sibling_will_keep_and_its_leader_gets_the
     finally:
         signal.signal(signal.SIGINT, previous)
     assert code == 0, err
-    cores = os.cpu_count() or 1
+    cores = available_cores()
     # standard comes first in the grid but would compute repr's first two epochs again: it waits
     assert f"repr_seed0: starts (threads {cores}," in err
     assert "standard_seed0: starts from the warm-up of repr_seed0 (epochs 1-2)" in err
@@ -480,7 +481,7 @@ def test_only_a_leader_is_restarted_to_share_the_cores_with_the_job_that_waited_
     from prunekit.records import RunDir
 
     monkeypatch.setattr(workers, "POLL_SECONDS", 0)
-    monkeypatch.setattr(workers.os, "cpu_count", lambda: 6)
+    monkeypatch.setattr(workers, "available_cores", lambda: 6)
     started, stopped = [], []
 
     class FakeWorker:  # A keeps a warm-up when first polled; every worker ends at its third poll
