@@ -33,11 +33,11 @@ side_by_side $a $!
 
 prunekit bench --methods standard,repr --seeds "$SEEDS" --jobs 6 --out "$R/c3_32-paper" "${common[@]}" &
 a=$!
-prunekit bench --methods repr --set ranker=l1,random,activation,apoz,gradient,taylor,oracle --seeds "$SEEDS" \
+prunekit bench --methods repr --set ranker=l1,random,activation,apoz,gradient,taylor,hessian,oracle --seeds "$SEEDS" \
   --jobs 7 --out "$R/c3_32-criteria" "${common[@]}" &
 side_by_side $a $!
 for seed in ${SEEDS//,/ }; do  # the criteria table's orthogonality column is the paper grid's repr cell
   link_finished_run "$R/c3_32-paper/repr_seed$seed" "$R/c3_32-criteria/repr_ranker=orthogonality_seed$seed"
 done
-prunekit bench --methods repr --set ranker=orthogonality,l1,random,activation,apoz,gradient,taylor,oracle \
+prunekit bench --methods repr --set ranker=orthogonality,l1,random,activation,apoz,gradient,taylor,hessian,oracle \
   --seeds "$SEEDS" --table-only --out "$R/c3_32-criteria" "${common[@]}"

@@ -64,9 +64,7 @@ def table(paper: Path, criteria: Path, seeds: list[int]) -> str:
             cells.append(f"{finals[-1]:.2f}")
             if after is not None and (best := best_after(metrics, after)):
                 bests.append(100 * best["test_acc"])
-        if ranker == "hessian" and not finals:
-            mean, best = "no ranker (not in prunekit)", "–"
-        elif finals:
+        if finals:
             mean = "{:.2f} ± {:.2f}".format(*mean_std(finals)) + f" ({len(finals)})"
             best = f"{statistics.mean(bests):.2f}" if bests else "–"
         else:

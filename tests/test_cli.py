@@ -116,7 +116,7 @@ def test_a_name_is_the_text_typed(tmp_path, capsys):
     (["--method", "nope"], "unknown method 'nope'; valid: magnitude, random, repr"),
     (["--model", "nope"], "unknown model 'nope'"),
     (["--dataset", "nope"], "unknown dataset 'nope'; valid: cifar10, cifar100, synthetic"),
-    (["--method", "repr", "--ranker", "nope"], "unknown ranker 'nope'; valid: activation, apoz, gradient, l1, l2, oracle, orthogonality"),
+    (["--method", "repr", "--ranker", "nope"], "unknown ranker 'nope'; valid: activation, apoz, gradient, hessian, l1, l2, oracle, orthogonality"),
     (["--method", "repr", "--prune-ratio", "1.2"], "prune_ratio must be in (0, 1)"),
     (["--method", "repr", "--prune-ratio", "0"], "prune_ratio must be in (0, 1)"),
     (["--method", "repr", "--s1", "0"], "s1 must be a positive"),

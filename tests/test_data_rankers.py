@@ -8,7 +8,7 @@ from prunekit.groups import build_groups
 from prunekit.interfaces import RankContext
 from prunekit.models import c3_32
 
-NAMES = ["activation", "apoz", "gradient", "taylor", "oracle"]
+NAMES = ["activation", "apoz", "gradient", "taylor", "hessian", "oracle"]
 
 
 def _ctx(model, groups, seed=0, n=64):
@@ -26,7 +26,7 @@ def _model():
     return model, groups
 
 
-@pytest.mark.parametrize("name", ["activation", "apoz", "taylor"])
+@pytest.mark.parametrize("name", ["activation", "apoz", "taylor", "hessian"])
 def test_a_dead_filter_ranks_last(name):
     model, groups = _model()
     with torch.no_grad():
@@ -36,7 +36,7 @@ def test_a_dead_filter_ranks_last(name):
     assert int(torch.argmin(scores[1])) == 13
 
 
-@pytest.mark.parametrize("name", ["gradient", "taylor", "oracle"])
+@pytest.mark.parametrize("name", ["gradient", "taylor", "hessian", "oracle"])
 def test_a_filter_the_classifier_ignores_ranks_last(name):
     model, groups = _model()
     with torch.no_grad():
@@ -47,6 +47,32 @@ def test_a_filter_the_classifier_ignores_ranks_last(name):
         assert (scores[2] > 1e-6).sum() > 0 and (scores[2][21] < scores[2][scores[2] > 1e-6]).all()
     else:
         assert int(torch.argmin(scores[2])) == 21
+
+
+def test_hessian_ranker_matches_the_exact_hessian_diagonal():
+    """On a ReLU / max-pool net, the sampled-label estimate converges to ½ Σ diag(H) a²,
+    with H the loss Hessian with respect to the conv output, computed exactly by autograd."""
+    torch.manual_seed(0)
+    conv, head = torch.nn.Conv2d(3, 4, 3), torch.nn.Linear(4 * 3 * 3, 5)
+    model = torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(), head)
+    groups = build_groups(model, torch.zeros(1, 3, 8, 8))
+    x, y = torch.randn(6, 3, 8, 8), torch.randint(0, 5, (6,))
+    ctx = RankContext(model, groups, [torch.zeros(g.size, dtype=torch.bool) for g in groups],
+                      torch.Generator().manual_seed(0), lambda k: iter([(x, y)][:k]), F.cross_entropy,
+                      torch.device("cpu"))
+    estimate = registry.get("rankers", "hessian").build("hessian", batches=1, samples=3000).scores(ctx)[0]
+
+    with torch.no_grad():
+        a = conv(x)
+
+    def loss_of(act):
+        return F.cross_entropy(model[1:](act), y)
+
+    hessian = torch.autograd.functional.hessian(loss_of, a).reshape(a.numel(), a.numel())
+    diag = hessian.diagonal().reshape(a.shape)
+    exact = 0.5 * (diag * a.square()).sum(dim=(0, 2, 3))
+    assert (exact > 0).all()
+    torch.testing.assert_close(estimate, exact, rtol=0.1, atol=0.0)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -99,7 +125,7 @@ def test_data_rankers_on_coupled_groups(arch):
     data = [(torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,)))]
     ctx = RankContext(model, groups, [torch.zeros(g.size, dtype=torch.bool) for g in groups],
                       torch.Generator().manual_seed(0), lambda k: iter(data[:k]), F.cross_entropy, torch.device("cpu"))
-    for name in ("activation", "taylor"):
+    for name in ("activation", "taylor", "hessian"):
         scores = registry.get("rankers", name).build(name, batches=1).scores(ctx)
         assert [len(s) for s in scores] == [g.size for g in groups]
         assert all(torch.isfinite(s).all() for s in scores)

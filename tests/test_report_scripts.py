@@ -65,7 +65,6 @@ def test_criteria_table_reads_each_ranker_off_its_runs(tmp_path, scripts):
     assert rows["weight magnitude (`l1`)"][2:] == ["– / 58.00", "58.00 ± 0.00 (1)", "58.00 |"]
     assert rows["Taylor"][2:4] == ["– / at epoch 2", "not finished"]
     assert rows["greedy oracle"][2:4] == ["– / –", "not run yet"]
-    assert rows["Hessian"][3] == "no ranker (not in prunekit)"
 
 
 def test_drop_summary_rows(tmp_path, scripts):

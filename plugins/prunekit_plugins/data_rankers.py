@@ -1,4 +1,4 @@
-"""Rankers that look at data: activation, APoZ, gradient, first-order Taylor, greedy oracle.
+"""Rankers that look at data: activation, APoZ, gradient, first-order Taylor, Hessian (OBD), greedy oracle.
 
 They ask the rank context for a few training batches (never the test set), run
 the model in eval mode (BatchNorm statistics untouched) with forward hooks on
@@ -64,6 +64,13 @@ class DataRanker(Ranker):
             raise PrunekitError(f"batches must be a positive integer, got {batches!r}")
         self.batches = batches
 
+    def derivatives(self, ctx: RankContext, logits: torch.Tensor, y: torch.Tensor,
+                    acts: list[torch.Tensor]) -> list[torch.Tensor | None]:
+        """What ``statistic`` gets as ``grad`` for each hooked output: ∂L/∂a, or None."""
+        if not self.needs_grad:
+            return [None] * len(acts)
+        return list(torch.autograd.grad(ctx.loss_fn(logits, y), acts, allow_unused=True))
+
     def statistic(self, act: torch.Tensor, grad: torch.Tensor | None, dim: int) -> torch.Tensor:
         """Per-position statistic of one batch (length = channels along ``dim``)."""
         raise NotImplementedError
@@ -84,9 +91,9 @@ class DataRanker(Ranker):
                 for x, y in ctx.batches(self.batches):
                     captured.clear()
                     with torch.set_grad_enabled(self.needs_grad):
-                        loss = ctx.loss_fn(model(x), y)
+                        logits = model(x)
                         acts = [captured[n] for n in names]
-                        grads = torch.autograd.grad(loss, acts, allow_unused=True) if self.needs_grad else [None] * len(acts)
+                        grads = self.derivatives(ctx, logits, y, acts)
                     for n, a, gr in zip(names, acts, grads):
                         w = model.get_submodule(n).weight
                         dim = _channel_dim(a, w.shape[0])
@@ -144,6 +151,48 @@ class Taylor(DataRanker):
         prod = (act * grad).movedim(dim, 1)
         per_sample = prod.reshape(prod.shape[0], prod.shape[1], -1).mean(2).abs()  # |mean over positions|
         return per_sample.mean(0)
+
+
+class Hessian(DataRanker):
+    """Second-order saliency (Optimal Brain Damage on a channel's output): the loss
+    increase ½ Σ_p h_p a_p² from zeroing the channel's map a, with h the diagonal of
+    the loss Hessian with respect to a; the first-order term is left out, as OBD does.
+
+    h is estimated per sample as (∂ℓ/∂a)² with a label drawn from the model's own
+    softmax (``samples`` draws per batch, from the event's generator): in expectation
+    that is the Gauss-Newton diagonal, which equals the Hessian's where the net between
+    a and the logits is piecewise linear (ReLU, max-pool, eval-mode BatchNorm) and the
+    loss is softmax cross-entropy; elsewhere (GELU, SiLU) it is its positive
+    semi-definite part. One backward pass per draw, like ``gradient``.
+    """
+
+    needs_grad = True
+
+    def __init__(self, batches: int = 8, samples: int = 1, **base):
+        super().__init__(batches=batches, **base)
+        if not isinstance(samples, int) or samples < 1:
+            from prunekit import PrunekitError
+
+            raise PrunekitError(f"samples must be a positive integer, got {samples!r}")
+        self.samples = samples
+
+    def derivatives(self, ctx, logits, y, acts):
+        n = logits.shape[0]
+        probs = logits.detach().float().softmax(1).cpu()
+        curvature: list[torch.Tensor | None] = [None] * len(acts)
+        for s in range(self.samples):
+            drawn = torch.multinomial(probs, 1, generator=ctx.generator).squeeze(1).to(y.device)
+            grads = torch.autograd.grad(ctx.loss_fn(logits, drawn), acts, allow_unused=True,
+                                        retain_graph=s + 1 < self.samples)
+            for k, g in enumerate(grads):
+                if g is not None:  # the loss is a batch mean: n·∂L/∂a is each sample's own ∂ℓ/∂a
+                    h = (g.float() * n).square() / self.samples
+                    curvature[k] = h if curvature[k] is None else curvature[k] + h
+        return curvature
+
+    def statistic(self, act, grad, dim):
+        prod = (grad * act.square()).movedim(dim, 1)
+        return 0.5 * prod.reshape(prod.shape[0], prod.shape[1], -1).sum(2).mean(0)
 
 
 class Oracle(DataRanker):
