@@ -125,6 +125,8 @@ def test_a_name_is_the_text_typed(tmp_path, capsys):
     (["--method", "repr", "--epochs", "20"], "leaves no room for one RePr cycle"),
     (["--set", "bogus=1"], "no component of this run takes option 'bogus'"),
     (["--method", "repr", "--set", "ranker.bogus=1"], "does not take option(s) bogus; valid:"),
+    (["--method", "repr", "--ranker", "taylor", "--set", "ranker.batches=0"], "batches must be a positive integer, got 0"),
+    (["--method", "repr", "--ranker", "hessian", "--set", "ranker.samples=1.5"], "samples must be a positive integer"),
     (["--lr", "-1"], "lr must be a positive number"),
 ])
 def test_bad_input_gives_one_clear_line(tmp_path, capsys, argv, message):
