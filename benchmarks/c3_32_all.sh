@@ -8,7 +8,7 @@
 # paper regime's seed 2, the paper regime at lr 0.003 (where the public reproduction saw RePr gain), then the
 # remaining seeds. On a CPU with bf16 instructions, the bf16 cell of c3_32_precision.sh
 # runs right after the paper regime's seeds 0 and 1. Each step resumes where it
-# stopped; rerun this script until it ends. 42 runs of 100 epochs (43 with bf16).
+# stopped; rerun this script until it ends. 45 runs of 100 epochs (46 with bf16).
 # Cells that can start from a warm-up run one at a time with every core (JOBS=1):
 # on 2 cores an epoch then takes ~94 s against ~160 s for each of two side by
 # side (~15 % less throughput), but a session that stops leaves finished cells
