@@ -46,6 +46,20 @@ def _channel_dim(out: torch.Tensor, channels: int) -> int:
     return out.dim() - 1  # channels-last layers (e.g. ConvNeXt's LayerNorm)
 
 
+def _positive_int(name: str, value) -> int:
+    if not isinstance(value, int) or value < 1:
+        from prunekit import PrunekitError
+
+        raise PrunekitError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _by_sample_and_channel(values: torch.Tensor, dim: int) -> torch.Tensor:
+    """(samples × channels × positions) view of a batch of outputs with channels along ``dim``."""
+    moved = values.movedim(dim, 1)
+    return moved.reshape(moved.shape[0], moved.shape[1], -1)
+
+
 def _per_channel(values: torch.Tensor, dim: int) -> torch.Tensor:
     """Mean over every dimension but ``dim``."""
     return values.movedim(dim, 0).reshape(values.shape[dim], -1).mean(1)
@@ -58,11 +72,7 @@ class DataRanker(Ranker):
 
     def __init__(self, batches: int = 8, **base):
         super().__init__(**base)
-        if not isinstance(batches, int) or batches < 1:
-            from prunekit import PrunekitError
-
-            raise PrunekitError(f"batches must be a positive integer, got {batches!r}")
-        self.batches = batches
+        self.batches = _positive_int("batches", batches)
 
     def derivatives(self, ctx: RankContext, logits: torch.Tensor, y: torch.Tensor,
                     acts: list[torch.Tensor]) -> list[torch.Tensor | None]:
@@ -148,8 +158,7 @@ class Taylor(DataRanker):
     needs_grad = True
 
     def statistic(self, act, grad, dim):
-        prod = (act * grad).movedim(dim, 1)
-        per_sample = prod.reshape(prod.shape[0], prod.shape[1], -1).mean(2).abs()  # |mean over positions|
+        per_sample = _by_sample_and_channel(act * grad, dim).mean(2).abs()  # |mean over positions|
         return per_sample.mean(0)
 
 
@@ -170,11 +179,7 @@ class Hessian(DataRanker):
 
     def __init__(self, batches: int = 8, samples: int = 1, **base):
         super().__init__(batches=batches, **base)
-        if not isinstance(samples, int) or samples < 1:
-            from prunekit import PrunekitError
-
-            raise PrunekitError(f"samples must be a positive integer, got {samples!r}")
-        self.samples = samples
+        self.samples = _positive_int("samples", samples)
 
     def derivatives(self, ctx, logits, y, acts):
         n = logits.shape[0]
@@ -191,8 +196,7 @@ class Hessian(DataRanker):
         return curvature
 
     def statistic(self, act, grad, dim):
-        prod = (grad * act.square()).movedim(dim, 1)
-        return 0.5 * prod.reshape(prod.shape[0], prod.shape[1], -1).sum(2).mean(0)
+        return 0.5 * _by_sample_and_channel(grad * act.square(), dim).sum(2).mean(0)
 
 
 class Oracle(DataRanker):
