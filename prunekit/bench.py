@@ -52,20 +52,18 @@ def parse_grid_sets(pairs: list[str], ablate: bool = False) -> list[dict[str, An
     """``--set k=a,b --set j=x`` -> every combination [{k: a, j: x}, {k: b, j: x}];
     with ``ablate``, the base column and one column per value, each alone:
     [{}, {k: a}, {k: b}, {j: x}]. A list value keeps its commas: ``--set exclude=[a,b],[c]``."""
-    from .config import NAME_FIELDS, parse_value
+    from .config import split_set, typed_value
 
     axes, keys = [], set()
     for pair in pairs:
-        if "=" not in pair:
-            raise PrunekitError(f"--set takes key=value[,value...], got {pair!r}; e.g. --set ranker=l1,random")
-        key, values = (part.strip() for part in pair.split("=", 1))
+        key, values = split_set(pair, "key=value[,value...]", "ranker=l1,random")
         if key in NOT_AN_AXIS:
             raise PrunekitError(f"--set {key}=... cannot be a grid axis in bench; use --methods/--seeds for methods "
                                 f"and seeds, and --{key.replace('_', '-')} once for the whole grid")
         if key in keys:
             raise PrunekitError(f"--set {key} is given twice; list its values once: --set {key}=A,B")
         keys.add(key)
-        parsed = [v if key in NAME_FIELDS else parse_value(v) for v in split_values(values)]
+        parsed = [typed_value(key, v) for v in split_values(values)]
         twice = repeated([_fmt(v) for v in parsed])  # as the cell names write them: true and True are one value
         if twice:
             raise PrunekitError(f"--set {key}={values} lists the value {twice[0]} twice; list each once")

@@ -66,15 +66,12 @@ def _apply(options):
 
 
 def _parse_sets(pairs) -> dict:
-    from .config import NAME_FIELDS, parse_value
+    from .config import split_set, typed_value
 
     result = {}
     for pair in pairs:
-        if "=" not in pair:
-            raise PrunekitError(f"--set takes key=value, got {pair!r}; e.g. --set next_layer=random")
-        key, value = (part.strip() for part in pair.split("=", 1))
-        # a name is the text typed (2024-11-30 and 0755 stay as written), everything else a YAML value
-        result[key] = value if key.replace("-", "_") in NAME_FIELDS else parse_value(value)
+        key, text = split_set(pair, "key=value", "next_layer=random")
+        result[key] = typed_value(key, text)
     return result
 
 

@@ -89,6 +89,20 @@ def read_config_file(path: str | Path) -> dict:
     return data
 
 
+def split_set(pair: str, usage: str, example: str) -> tuple[str, str]:
+    """One ``--set`` option: its key (dashes read as underscores, as in config files) and its value's text."""
+    key, sep, value = pair.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key:
+        raise PrunekitError(f"--set takes {usage}, got {pair!r}; e.g. --set {example}")
+    return key, value.strip()
+
+
+def typed_value(key: str, text: str) -> Any:
+    """A name is the text typed (2024-11-30 and 0755 stay as written); anything else a YAML value."""
+    return text if key in NAME_FIELDS else parse_value(text)
+
+
 def parse_value(text: str) -> Any:
     """``--set`` values: YAML scalars and lists (0.3, 1e-3, true, [a, b], layer)."""
     try:

@@ -108,9 +108,13 @@ def test_grid_input_that_would_duplicate_or_mislabel_cells_is_one_line_and_write
              (["--methods", "repr", "--set", "ranker=l1,l1"], "lists the value l1 twice"),
              (["--methods", "repr", "--set", "exclude_first=true,True"], "lists the value True twice"),
              (["--methods", "repr", "--set", "exclude=features.0,[features.0]"], "lists the value features.0 twice"),
-             (["--methods", "repr", "--set", "ranker=l1", "--set", "ranker=random"], "--set ranker is given twice"),
              (["--methods", "standard", "--set", "device=cpu,cuda"], "--set device=... cannot be a grid axis"),
              (["--methods", "standard", "--set", "seed=1,2"], "--set seed=... cannot be a grid axis"),
+             (["--methods", "standard", "--set", "data-dir=a,b"], "--set data_dir=... cannot be a grid axis"),
+             (["--methods", "repr", "--set", "ranker=l1", "--set", "ranker=random"], "--set ranker is given twice"),
+             (["--methods", "repr", "--set", "next-layer=zero", "--set", "next_layer=random"],
+              "--set next_layer is given twice"),
+             (["--methods", "repr", "--set", "=l1"], "--set takes key=value[,value...]"),
              (["--methods", "repr", "--set", "exclude=[features.0"], "cannot read the values")]
     for i, (args, message) in enumerate(cases):
         out = tmp_path / f"grid{i}"
@@ -122,6 +126,10 @@ def test_grid_input_that_would_duplicate_or_mislabel_cells_is_one_line_and_write
 def test_a_list_value_in_a_grid_axis_keeps_its_commas(tmp_path, capsys):
     from prunekit import bench as grid_mod
 
+    # the key is spelled as in config files whatever the dashes, so the cells' names do not depend on them
+    assert grid_mod.parse_grid_sets(["next-layer=random", "lr_schedule=2024-11-30"]) == \
+        grid_mod.parse_grid_sets(["next_layer=random", "lr-schedule=2024-11-30"]) == \
+        [{"next_layer": "random", "lr_schedule": "2024-11-30"}]
     assert grid_mod.parse_grid_sets(["exclude=[features.0],[features.0, features.2]", "ranker=l1"]) == [
         {"exclude": ["features.0"], "ranker": "l1"}, {"exclude": ["features.0", "features.2"], "ranker": "l1"}]
     out = tmp_path / "grid"

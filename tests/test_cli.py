@@ -124,6 +124,8 @@ def test_a_name_is_the_text_typed(tmp_path, capsys):
     (["--epochs", "0"], "epochs must be a positive integer"),
     (["--method", "repr", "--epochs", "20"], "leaves no room for one RePr cycle"),
     (["--set", "bogus=1"], "no component of this run takes option 'bogus'"),
+    (["--set", "next_layer"], "--set takes key=value, got 'next_layer'; e.g. --set next_layer=random"),
+    (["--method", "repr", "--set", "next-layer=nope"], "next_layer must be"),
     (["--method", "repr", "--set", "ranker.bogus=1"], "does not take option(s) bogus; valid:"),
     (["--method", "repr", "--ranker", "taylor", "--set", "ranker.batches=0"], "batches must be a positive integer, got 0"),
     (["--method", "repr", "--ranker", "hessian", "--set", "ranker.samples=1.5"], "samples must be a positive integer"),
