@@ -73,10 +73,8 @@ class FilterMasks:
         """Re-zero held slices of parameters and of their optimizer state."""
         for t, mask in self._held:
             t.mul_(mask)
-            if optimizer is not None and t in optimizer.state:
-                for v in optimizer.state[t].values():
-                    if torch.is_tensor(v) and v.shape == t.shape:
-                        v.mul_(mask)
+            for v in per_element_state(optimizer, t):
+                v.mul_(mask)
 
     def _rebuild(self) -> None:
         masks: dict[tuple[str, int], torch.Tensor] = {}
@@ -142,9 +140,15 @@ def clear_optimizer_state(optimizer: torch.optim.Optimizer, model: nn.Module, sl
     by_name = dict(model.named_parameters())
     for sl in slices:
         t = by_name.get(sl.name)
-        if t is None or t not in optimizer.state:
+        if t is None:
             continue
         pos = sl.positions(channels).to(t.device)
-        for v in optimizer.state[t].values():
-            if torch.is_tensor(v) and v.shape == t.shape:
-                v.index_fill_(sl.dim, pos, 0.0)
+        for v in per_element_state(optimizer, t):
+            v.index_fill_(sl.dim, pos, 0.0)
+
+
+def per_element_state(optimizer: torch.optim.Optimizer | None, t: torch.Tensor) -> list[torch.Tensor]:
+    """``t``'s optimizer state shaped like it (momentum, Adam moments); not scalars such as Adam's step."""
+    if optimizer is None or t not in optimizer.state:
+        return []
+    return [v for v in optimizer.state[t].values() if torch.is_tensor(v) and v.shape == t.shape]

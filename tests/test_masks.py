@@ -167,3 +167,30 @@ def test_mask_state_loads_by_group_name_into_a_run_that_spares_a_group():
         fewer.load_state_dict(legacy)
     fewer.load_state_dict({k: v for k, v in FilterMasks(model, every).state_dict().items() if k != "groups"})
     assert not any(d.any() for d in fewer.dropped)  # nothing held anywhere: loads into any grouping
+
+
+def test_returning_filters_start_with_no_optimizer_state_and_the_rest_keep_theirs(tiny_bn, example8):
+    """Momentum and Adam moments of returning channels are zeroed in every slice of their group
+    (consumers' input columns included); other positions and Adam's step counter are untouched."""
+    from prunekit.masks import clear_optimizer_state
+
+    model = tiny_bn
+    groups = build_groups(model, example8)
+    opt = OPTIMIZERS["adamw"](model.parameters())
+    _train(model, opt, None, 3, hold=False)
+    picks = _pick(groups, [(0, [1, 3])])
+    before = {p: {k: v.clone() for k, v in opt.state[p].items()} for p in model.parameters()}
+    clear_optimizer_state(opt, model, groups[0].slices, picks[0])
+    params = dict(model.named_parameters())
+    expected = {p: {k: v.clone() for k, v in before[p].items()} for p in model.parameters()}
+    cleared = set()
+    for s in groups[0].slices:  # a residual-coupled conv is owner (rows) and consumer (columns) at once
+        if s.name in params:
+            for key in ("exp_avg", "exp_avg_sq"):
+                expected[params[s.name]][key].index_fill_(s.dim, s.positions(picks[0]), 0.0)
+            cleared.add(s.role)
+    for p in model.parameters():
+        for key in before[p]:
+            assert torch.equal(opt.state[p][key], expected[p][key]), key  # the step counter included
+    assert any(not torch.equal(opt.state[p]["exp_avg"], before[p]["exp_avg"]) for p in model.parameters())
+    assert cleared == {"owner", "consumer"}
