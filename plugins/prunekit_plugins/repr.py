@@ -101,7 +101,7 @@ class ReverseOrthogonality(Orthogonality):
 # --------------------------------------------------------------------------- re-init
 class NullSpace(Reinitializer):
     """Returning filters become random combinations of an orthonormal basis of the
-    null space of [survivors; their own values before the drop] (thin QR in float64).
+    null space of [survivors; their own values before the drop] (a Householder QR in float64).
 
     When that null space is too small for the returning filters, only the
     most-overlapping constraint rows are kept ('relaxed'); if even that leaves no
