@@ -370,6 +370,15 @@ def main(argv=None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except (NotADirectoryError, FileExistsError) as exc:  # a file where a folder must go (or be created)
+        console.print(f"[bold red]error:[/bold red] {exc.filename}: a file stands where prunekit needs a folder "
+                      f"({exc.strerror}); choose another --out or --name (the file is left as it is)",
+                      highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except PermissionError as exc:
+        console.print(f"[bold red]error:[/bold red] cannot write {exc.filename} ({exc.strerror}); choose an --out "
+                      f"folder you can write to", highlight=False, soft_wrap=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ class RunConfig:
     nesterov: bool = False
     weight_decay: float = 0.0
     lr_schedule: str = "constant"
-    lr_milestones: list = field(default_factory=list)  # epochs for "step"; empty = 50 % and 75 %
+    lr_milestones: list = field(default_factory=list)  # epochs for "step"; empty = 50 % and 75 % (at least 1 and 2)
     lr_gamma: float = 0.1
     augment: bool = False
     seed: int = 0

@@ -65,7 +65,8 @@ def make_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
 
 def make_lr_schedule(cfg: RunConfig, optimizer) -> torch.optim.lr_scheduler.LRScheduler:
     if cfg.lr_schedule == "step":
-        milestones = cfg.lr_milestones or [cfg.epochs // 2, cfg.epochs * 3 // 4]
+        half = max(1, cfg.epochs // 2)  # at least one epoch at each rate, however short the run
+        milestones = cfg.lr_milestones or [half, max(half + 1, cfg.epochs * 3 // 4)]
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=cfg.lr_gamma)
     if cfg.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)

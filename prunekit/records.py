@@ -63,6 +63,9 @@ class RunDir:
         return self.file(SUMMARY).exists()
 
     def has_files(self) -> bool:
+        if self.path.exists() and not self.path.is_dir():
+            raise PrunekitError(f"{self.path} is a file, not a run directory; choose another --name or --out "
+                                f"(the file is left as it is)")
         return self.path.exists() and any(p.name != LOCK for p in self.path.iterdir())
 
     @contextmanager

@@ -309,3 +309,16 @@ def test_records_get_the_mode_of_any_new_file(tmp_path, umask):
         os.umask(old)
     for name in ("config.json", "checkpoint.pt"):  # readable by the group and others, as open() would make it
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_file_where_a_run_folder_must_go_is_one_line_and_stays(tmp_path, capsys):
+    (tmp_path / "taken").write_text("mine")
+    cases = [(["run", "--out", str(tmp_path), "--name", "taken", "--epochs", "1", *FAST], "is a file, not a run directory"),
+             (["run", "--out", str(tmp_path / "taken"), "--epochs", "1", *FAST], "a file stands where prunekit needs a folder"),
+             (["bench", "--methods", "standard", "--out", str(tmp_path / "taken"), "--epochs", "1", *FAST],
+              "a file stands where prunekit needs a folder")]
+    for argv, message in cases:
+        code, _, err = run_cli(argv, capsys)
+        assert code == 2 and message in err.replace("\n", " ") and "Traceback" not in err, (argv, err)
+        assert (tmp_path / "taken").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
