@@ -23,11 +23,31 @@ def default_bound(module: nn.Module) -> float:
     return 1.0 / math.sqrt(max(fan_in(module), 1))
 
 
+def declared_init(model: nn.Module, module: nn.Module, generator: torch.Generator) -> torch.Tensor | None:
+    """A fresh weight for ``module`` drawn the way ``model``'s constructor draws it, or None.
+
+    A model declares its init with a method ``prunekit_init(module, weight, generator) -> bool``
+    that fills ``weight`` (a tensor shaped like ``module.weight``) in place and returns True, or
+    returns False for layers left at PyTorch's default. Fan-in and fan-out come from the whole
+    weight's shape, hence a whole fresh weight rather than the returning rows alone."""
+    init = getattr(model, "prunekit_init", None)
+    weight = getattr(module, "weight", None)
+    if init is None or not isinstance(weight, torch.Tensor):
+        return None
+    fresh = torch.empty(weight.shape, dtype=torch.float64)
+    return fresh if init(module, fresh, generator) else None
+
+
 def default_values(ctx: ReinitContext, sl: Slice, n: int, like: torch.Tensor) -> torch.Tensor:
-    """What the layer's own init gives ``n`` positions of ``sl`` (shape: n × rest)."""
+    """What the layer's init gives ``n`` positions of ``sl`` (shape: n × rest): the model's own where it
+    declares it (``model.prunekit_init``, see :func:`declared_init`), else PyTorch's default for the layer."""
     shape = (n,) + tuple(like.shape[1:])
     mod = ctx.model.get_submodule(sl.module) if sl.module else None
     leaf = sl.name.rpartition(".")[2]
+    if leaf == "weight" and mod is not None:
+        declared = declared_init(ctx.model, mod, ctx.generator)
+        if declared is not None:  # i.i.d. entries, so any n rows (or columns) of a fresh weight will do
+            return declared.movedim(sl.dim, 0)[:n].to(like)
     if isinstance(mod, (nn.modules.conv._ConvNd, nn.Linear)):
         bound = default_bound(mod)
         u = torch.rand(shape, generator=ctx.generator, dtype=torch.float64)

@@ -207,6 +207,25 @@ def test_keep_restores_values_and_default_reinitializes():
     assert after[[4, 8]].abs().max() <= 1 / math.sqrt(288)
 
 
+def test_default_init_is_the_models_own_where_it_declares_one():
+    """prunekit's ResNets draw convs He-normal (fan-out); returning filters, and with next_layer=random
+    their consumers' input columns, are drawn the same way, not from PyTorch's 2.4x narrower default."""
+    from prunekit.models.resnet_cifar import resnet20
+
+    torch.manual_seed(0)
+    model = resnet20()
+    groups = build_groups(model, torch.zeros(1, 3, 32, 32))
+    g = next(i for i, grp in enumerate(groups) if grp.name == "layers.0.conv1")  # 16 -> 16, 3x3; feeds layers.0.conv2
+    picks = [torch.zeros(grp.size, dtype=torch.bool) for grp in groups]
+    picks[g][::2] = True
+    _drop_and_reinit(model, groups, picks, DefaultInit.build("t", next_layer="random"))
+    he_std = math.sqrt(2 / (16 * 9))  # 0.118; PyTorch's default gives 1 / sqrt(3 * 144) = 0.048
+    rows = model.layers[0].conv1.weight.detach()[picks[g]]
+    columns = model.layers[0].conv2.weight.detach()[:, picks[g]]
+    for values in (rows, columns):  # 1,152 draws each: the sample std is within ~5 % of the truth
+        assert abs(values.std().item() / he_std - 1) < 0.1 and values.abs().max() > 1 / math.sqrt(144)
+
+
 def test_repr_schedule_events():
     s = RePrSchedule.build("t", s1=20, s2=10, prune_ratio=0.3)
     timeline = s.timeline(100)

@@ -55,7 +55,8 @@ class _ResetInit(Reinitializer):
 
 
 class DefaultInit(_ResetInit):
-    """Returning filters get the layer's own default init (BatchNorm: γ=1, β=0, fresh stats)."""
+    """Returning filters get their layer's init: the model's own where it declares one (prunekit's
+    ResNets: He-normal), else PyTorch's default (BatchNorm: γ=1, β=0, fresh stats)."""
 
     mode = "default"
 

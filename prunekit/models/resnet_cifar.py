@@ -45,7 +45,17 @@ class CifarResNet(nn.Module):
         self.fc = nn.Linear(64, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                self.prunekit_init(m, m.weight, None)
+
+    @staticmethod
+    @torch.no_grad()
+    def prunekit_init(module: nn.Module, weight: torch.Tensor, generator: torch.Generator | None) -> bool:
+        """This network's init, also for filters that return after a drop: He-normal (fan-out) convs,
+        PyTorch's default elsewhere."""
+        if not isinstance(module, nn.Conv2d):
+            return False
+        nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu", generator=generator)
+        return True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
