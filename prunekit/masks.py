@@ -57,15 +57,12 @@ class FilterMasks:
         self._rebuild()
         self.hold(optimizer)
 
-    def release(self, channels: list[torch.Tensor] | None = None) -> None:
-        """Stop holding ``channels`` (default: all). Values are left as they are:
+    def release(self) -> None:
+        """Stop holding every dropped channel. Values are left as they are:
         a reinitializer writes what the returning filters start from."""
         for g in range(len(self.groups)):
-            if channels is None:
-                self.dropped[g].zero_()
-                self.before_drop[g] = {}
-            else:
-                self.dropped[g] &= ~channels[g]
+            self.dropped[g].zero_()
+            self.before_drop[g] = {}
         self._rebuild()
 
     @torch.no_grad()
