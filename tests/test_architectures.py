@@ -83,6 +83,19 @@ def test_one_repr_cycle(arch):
     rctx = ReinitContext(model, groups, [d.clone() for d in masks.dropped], masks.before_drop, torch.Generator().manual_seed(1))
     with torch.no_grad():
         reinit.reinit(rctx)
+    exact = 0  # returning filters are live again, and orthogonal to the survivors where the null space had room
+    for g, (group, ret) in enumerate(zip(groups, rctx.returning)):
+        for name in group.filters if ret.any() else ():
+            sl = next(s for s in group.slices if s.name == name and s.role == "owner")
+            w = model.get_parameter(name).detach()
+            rows = w.movedim(sl.dim, 0).reshape(w.shape[sl.dim], -1)[sl.index]
+            back = ret[sl.channel]
+            assert (rows[back].abs().sum(1) > 0).all(), name
+            if any(line.startswith(f"{group.name} {name}: null space (") for line in rctx.log):
+                unit = F.normalize(rows.double(), dim=1)
+                assert (unit[back] @ unit[~back].T).abs().max() < 1e-4, name
+                exact += 1
+    assert exact > 0, rctx.log
     for g, ret in zip(groups, rctx.returning):
         clear_optimizer_state(opt, model, g.slices, ret)
     masks.release()

@@ -237,9 +237,13 @@ def test_a_cut_last_metrics_line_is_ignored_on_resume(tmp_path):
 def test_a_third_party_ranker_plugs_into_the_repr_cycle(tmp_path, monkeypatch):
     from prunekit import Ranker
 
+    computed = []
+
     class MaxAbs(Ranker):
         def scores(self, ctx):
-            return [sum(ctx.filter_rows(g, n).abs().amax(1).cpu() for n in g.filters) for g in ctx.groups]
+            out = [sum(ctx.filter_rows(g, n).abs().amax(1).cpu() for n in g.filters) for g in ctx.groups]
+            computed.append(out)
+            return out
 
     reg = registry.REGISTRY
     reg.discover()
@@ -249,6 +253,11 @@ def test_a_third_party_ranker_plugs_into_the_repr_cycle(tmp_path, monkeypatch):
     start_run(cfg)
     events = [json.loads(x) for x in (tmp_path / cfg.run_name / "events.jsonl").read_text().splitlines()]
     assert [len(v) for v in events[0]["dropped"].values()] == [2, 2]  # 30 % of 8 per layer
+    assert len(computed) == 1  # one drop, ranked by the plugin, whose scores the record keeps
+    for g, name in enumerate(events[0]["order"]):
+        recorded = torch.tensor(events[0]["scores"][name], dtype=torch.float64)
+        assert torch.allclose(recorded, computed[0][g].double())
+        assert set(events[0]["dropped"][name]) == set(torch.argsort(recorded)[:2].tolist())  # the lowest go
 
 
 def test_a_ranker_with_its_own_select_is_honoured(tmp_path, monkeypatch):

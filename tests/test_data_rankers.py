@@ -1,6 +1,9 @@
 """Data-driven rankers: known answers on hand-made models, and nothing disturbed."""
+import json
+
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from prunekit import registry
@@ -100,21 +103,52 @@ def test_ranking_changes_nothing(name, tiny_bn):
     assert all(torch.equal(state[k], after[k]) for k in state)  # weights and BN running stats
     assert all(torch.equal(grads[n], p.grad) for n, p in model.named_parameters())
     assert all(torch.equal(momentum[n], opt.state[p]["momentum_buffer"]) for n, p in model.named_parameters())
-    assert all(getattr(m, "inplace", True) in (True, False) for m in model.modules())
     model.eval()
     with torch.no_grad():
         assert torch.equal(out_before, model(x))
+
+
+@pytest.mark.parametrize("name", ["activation", "gradient", "taylor", "hessian"])
+def test_in_place_activations_do_not_change_the_scores_and_stay_in_place(name):
+    """An in-place ReLU after a hooked conv overwrites the saved output with its ReLU: ranking switches
+    such modules out of place for its passes and back afterwards. Without that, ``gradient``'s scores
+    change (the others happen to read the same through a ReLU); every ranker must switch them back."""
+    import copy
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(4, 4, 3, padding=1),
+                          nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(4 * 8 * 8, 10))
+    plain = copy.deepcopy(model)
+    for m in plain.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    results = []
+    for net in (model, plain):
+        groups = build_groups(net, torch.zeros(1, 3, 8, 8))
+        results.append(registry.get("rankers", name).build(name, batches=2).scores(_ctx(net, groups)))
+    assert all(torch.allclose(a, b) for a, b in zip(*results))
+    assert [m.inplace for m in model.modules() if isinstance(m, nn.ReLU)] == [True, True]
 
 
 def test_data_rankers_inside_a_run(tmp_path):
     from prunekit.config import resolve
     from prunekit.engine import start_run
 
-    cfg = resolve({"method": "repr", "ranker": "taylor", "dataset": "synthetic", "model": "c2_8", "epochs": 3,
-                   "s1": 1, "s2": 1, "batch_size": 64, "out": str(tmp_path), "ranker.batches": 2})
-    summary = start_run(cfg)
-    assert summary["events"] == 2
-    assert cfg.ranker_args["batches"] == 2
+    drops, first_epochs = {}, {}
+    for batches in (1, 2):
+        cfg = resolve({"method": "repr", "ranker": "taylor", "dataset": "synthetic", "model": "c2_8", "epochs": 3,
+                       "s1": 1, "s2": 1, "batch_size": 64, "out": str(tmp_path), "name": f"b{batches}",
+                       "ranker.batches": batches})
+        assert start_run(cfg)["events"] == 2
+        run = tmp_path / f"b{batches}"
+        drops[batches] = next(json.loads(line) for line in (run / "events.jsonl").open())
+        first_epochs[batches] = json.loads((run / "metrics.jsonl").open().readline())["train_loss"]
+    # same training up to the drop; the ranker saw 1 batch in one run and 2 in the other, so its scores differ
+    assert first_epochs[1] == first_epochs[2]
+    assert drops[1]["event"] == drops[2]["event"] == "drop"
+    assert drops[1]["scores"] != drops[2]["scores"]
+    # Taylor's scores (|a · dL/da|, tiny on this net), not the weights' norms
+    assert max(max(v) for v in drops[2]["scores"].values()) < 1e-2
 
 
 @pytest.mark.parametrize("arch", ["resnet20", "timm:mobilenetv3_small_050", "timm:convnext_atto"])

@@ -113,10 +113,16 @@ def test_c3_32_hold_survives_momentum(opt_name):
     assert torch.count_nonzero(model.features[4].weight[7]) == 0
     # consumers are not masked during the hold (they only see zero input)
     assert torch.count_nonzero(model.classifier.weight[:, 7 * 64:8 * 64]) > 0
-    # without hold, momentum alone would revive them: proves the test can fail
+    # hold puts back the zeros whatever wrote there; after release it no longer does
+    with torch.no_grad():
+        model.features[0].weight[[0, 5]] += 1.0
+    masks.hold(opt)
+    assert torch.count_nonzero(model.features[0].weight[[0, 5]]) == 0
     masks.release()
-    _train(model, opt, masks, 1, hold=False)
-    assert masks.fractions()["features.0"] == 0.0
+    with torch.no_grad():
+        model.features[0].weight[[0, 5]] += 1.0
+    masks.hold(opt)
+    assert torch.count_nonzero(model.features[0].weight[[0, 5]]) == 2 * 27
 
 
 def test_hold_without_state_clearing_would_fail():
@@ -143,7 +149,13 @@ def test_mask_state_roundtrip(tiny_bn, example8):
     other = FilterMasks(tiny_bn, groups)
     other.load_state_dict(masks.state_dict())
     assert [d.tolist() for d in other.dropped] == [d.tolist() for d in masks.dropped]
-    assert other.before_drop[0].keys() == masks.before_drop[0].keys()
+    saved = masks.before_drop[0]
+    assert other.before_drop[0].keys() == saved.keys() and len(saved) > 0
+    assert all(torch.equal(other.before_drop[0][k], v) for k, v in saved.items())
+    with torch.no_grad():  # the loaded masks hold, too
+        tiny_bn.conv1.weight[2] += 1.0
+    other.hold()
+    assert torch.count_nonzero(tiny_bn.conv1.weight[2]) == 0
 
 
 def test_mask_state_loads_by_group_name_into_a_run_that_spares_a_group():

@@ -149,16 +149,25 @@ def test_first_layer_of_c3_32_relaxes_then_falls_back():
     groups = build_groups(model, torch.zeros(1, 3, 8, 8))  # first layer: 32 filters in 27 dimensions
     picks = [torch.zeros(32, dtype=torch.bool) for _ in groups]
     picks[0][:10] = True
+    old = model.features[0].weight.detach().clone().flatten(1)
     ctx = _drop_and_reinit(model, groups, picks, NullSpace.build("t"))
     assert any(line.startswith("features.0") and "relaxed" in line for line in ctx.log), ctx.log
     new = model.features[0].weight.detach().flatten(1)[:10]
-    assert torch.count_nonzero(new) > 0
-    # the relaxed basis is orthogonal to the 17 most-overlapping constraint rows it kept
+    # 22 survivors + 10 old values = 32 constraints in K = 27; room for 10 leaves the 17 most-overlapping
+    constraints = torch.cat([old[10:], old[:10]])
+    kept = constraints[torch.argsort(orthogonality(constraints), descending=True)[:17]]
+    unit = torch.nn.functional.normalize
+    assert (unit(new, dim=1) @ unit(kept, dim=1).T).abs().max() < 1e-5
+    assert (unit(new, dim=1) @ unit(constraints, dim=1).T).abs().max() > 1e-2  # not orthogonal to all 32: cannot be
     assert "17 most-overlapping" in " ".join(ctx.log)
     picks[0][:] = True
     picks[0][:3] = False  # 29 returning filters: K - 29 < 1, no room at all
+    old = model.features[0].weight.detach().clone()
     ctx = _drop_and_reinit(model, groups, picks, NullSpace.build("t"))
     assert any(line.startswith("features.0") and "default init" in line for line in ctx.log), ctx.log
+    new = model.features[0].weight.detach()[3:]
+    assert not torch.equal(new, old[3:]) and torch.count_nonzero(new) == new.numel()
+    assert new.abs().max() <= 1 / math.sqrt(27)  # PyTorch's default bound for fan-in 27
 
 
 @pytest.mark.parametrize("mode", ["zero", "random"])
@@ -269,11 +278,15 @@ def test_zero_reinit_keeps_bn_alive_and_layer_scales_come_back():
     assert "gamma" in {s.name for s in groups[g].slices}
     picks = [torch.zeros(gr.size, dtype=torch.bool) for gr in groups]
     picks[g][[1, 2]] = True
+    consumer_before = model.conv2.weight.detach().clone()
     _drop_and_reinit(model, groups, picks, ZeroInit.build("t"))
     assert torch.count_nonzero(model.conv.weight[[1, 2]]) == 0
     assert torch.equal(model.bn.weight[[1, 2]], torch.ones(2))  # norm layers get their defaults
     assert torch.equal(model.gamma.detach()[[1, 2]], torch.full((2,), 0.5))  # layer scale: its old value
-    assert torch.count_nonzero(model.conv2.weight[:, [1, 2]]) > 0  # consumers random by default
+    columns = model.conv2.weight.detach()[:, [1, 2]]  # consumers: fresh random inputs by default
+    assert torch.count_nonzero(columns) == columns.numel() and not torch.equal(columns, consumer_before[:, [1, 2]])
+    assert columns.abs().max() <= 1 / math.sqrt(4 * 9)
+    assert torch.equal(model.conv2.weight[:, [0, 3]], consumer_before[:, [0, 3]])
 
 
 def test_blocked_orthogonality_of_a_large_layer_matches_the_dense_formula():

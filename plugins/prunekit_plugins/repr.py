@@ -119,14 +119,27 @@ class NullSpace(Reinitializer):
         self.scale = scale
 
     def reinit(self, ctx: ReinitContext) -> None:
-        for g, group in enumerate(ctx.groups):
-            ret = ctx.returning[g]
-            if not ret.any():
-                continue
+        returning = [g for g, ret in enumerate(ctx.returning) if ret.any()]
+        fed = {h: {s.name for s in ctx.groups[h].of_role("consumer")} for h in returning}
+        done: set[int] = set()
+
+        def init_inputs(h: int) -> None:
+            if h not in done:
+                done.add(h)
+                init_consumers(ctx, h, self.next_layer)
+
+        for g in returning:
+            group = ctx.groups[g]
+            # Input columns of these filters that returning channels feed (a later group's, or this
+            # group's own through a residual add) get their new values first: the null space is taken
+            # against the survivors as training will see them. Feed-forward nets never need this.
+            for h in returning:
+                if h >= g and fed[h] & set(group.filters):
+                    init_inputs(h)
             for name in group.filters:
                 ctx.log.append(f"{group.name} {name}: {self._reinit_filter(ctx, g, name)}")
             reset_owners(ctx, g, skip=set(group.filters))
-            init_consumers(ctx, g, self.next_layer)
+            init_inputs(g)
 
     def _reinit_filter(self, ctx: ReinitContext, g: int, name: str) -> str:
         group = ctx.groups[g]
