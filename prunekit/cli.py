@@ -376,8 +376,8 @@ def main(argv=None) -> None:
                       highlight=False, soft_wrap=True)
         sys.exit(2)
     except PermissionError as exc:
-        console.print(f"[bold red]error:[/bold red] cannot write {exc.filename} ({exc.strerror}); choose an --out "
-                      f"folder you can write to", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/bold red] {exc.filename}: {exc.strerror}; give it read and write "
+                      f"permission, or choose an --out folder you can write to", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 
