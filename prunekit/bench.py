@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, resolve
+from .config import RunConfig, as_resolved_now, resolve
 from .errors import PrunekitError
 from .records import LOCATION_KEYS, METRICS, RunDir, atomic_write_text, best_after, mean_std
 
@@ -161,7 +161,7 @@ def check_cell(out: Path, cell: Cell, cfg) -> None:
                             f"fix or remove the link")
     if not rd.file("config.json").exists():
         return
-    saved, wanted = rd.read_config(), cfg.to_dict()
+    saved, wanted = as_resolved_now(rd.read_config()), cfg.to_dict()
     diff = sorted(k for k in set(saved) | set(wanted) if k not in LOCATION_KEYS and saved.get(k) != wanted.get(k))
     if diff:
         raise PrunekitError(f"{rd.path} holds a run with other settings ({', '.join(diff)}); "

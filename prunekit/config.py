@@ -200,6 +200,16 @@ def resolve(values: dict, overrides: dict | None = None, optional: frozenset = f
     return cfg
 
 
+def as_resolved_now(saved: dict) -> dict:
+    """A saved run's config as this version resolves it, for comparing with a new one: run fields and
+    component options added since it was saved take their defaults (a new option must default to the
+    behaviour the code had without it). A config this version cannot resolve is returned as saved."""
+    try:
+        return resolve(saved).to_dict()
+    except PrunekitError:
+        return saved
+
+
 def component_keys(values: dict) -> set[str]:
     """The keys of ``values`` that are component options (bare or dotted), not run fields."""
     return {k.replace("-", "_") for k in values if k.replace("-", "_") not in FIELDS}

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .config import RunConfig
+from .config import RunConfig, as_resolved_now
 from .records import CHECKPOINT, FORK, LOCATION_KEYS, LOCK, METRICS, WARMUP, RunDir, atomic_write_text
 
 # what a run prunes and how: none of it acts before the first event (which groups may be dropped included)
@@ -50,7 +50,7 @@ def find_source(cfg: RunConfig, candidates: list[Path]) -> tuple[RunDir, int] | 
         epoch = int(info["epoch"])
         if epoch <= 0 or (own_first is not None and epoch > own_first):
             continue
-        if training_settings(rd.read_config()) != wanted:
+        if training_settings(as_resolved_now(rd.read_config())) != wanted:
             continue
         if best is None or epoch > best[1]:
             best = (rd, epoch)

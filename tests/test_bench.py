@@ -627,3 +627,25 @@ def test_an_epochs_axis_gives_each_row_its_own_length(tmp_path, capsys):
     assert code == 0, err
     rows = {r["method"]: r["epochs"] for r in csv.DictReader((out / "table.csv").open())}
     assert rows == {"standard_epochs=1": "1 of 1", "standard_epochs=2": "2 of 2"}
+
+
+def test_a_run_saved_before_a_field_or_option_existed_is_resumed_and_shared_but_a_changed_value_is_refused(tmp_path,
+                                                                                                          capsys):
+    out = tmp_path / "grid"
+    grid = ["bench", "--methods", "repr", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
+            "--epochs", "3", "--s1", "1", "--s2", "1", "--batch-size", "64", "--quiet", "--out", str(out)]
+    code, _, err = run_cli([*grid, "--set", "next_layer=zero"], capsys)
+    assert code == 0, err
+    path = out / "repr_next_layer=zero_seed0" / "config.json"
+    config = json.loads(path.read_text())
+    # as an older prunekit wrote it: without a run field and a ranker option that have defaults today
+    del config["eval_batch_size"], config["ranker_args"]["scope"]
+    path.write_text(json.dumps(config))
+    code, _, err = run_cli([*grid, "--set", "next_layer=zero,random"], capsys)
+    assert code == 0, err
+    assert "repr_next_layer=zero_seed0: done" in err
+    assert "repr_next_layer=random_seed0: starts from the warm-up of repr_next_layer=zero_seed0" in err
+    config["ranker_args"]["scope"] = "layer"  # a value that differs from today's default is a different run
+    path.write_text(json.dumps(config))
+    code, _, err = run_cli([*grid, "--set", "next_layer=zero,random"], capsys)
+    assert code == 2 and "holds a run with other settings (ranker_args)" in err
