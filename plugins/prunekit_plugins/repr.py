@@ -107,8 +107,9 @@ class NullSpace(Reinitializer):
     most-overlapping constraint rows are kept ('relaxed'); if even that leaves no
     room, the layer's default init is used ('default'). ``scale``: ``norm-match``
     (mean norm of the survivors), ``clip`` (unit rows, each scaled down as a whole
-    until no entry exceeds the default init's bound, so they stay in the null space;
-    smaller than default-init rows, about 0.3 against 0.6 in norm for K = 288) or
+    until no entry exceeds the bound of PyTorch's uniform init, so they stay in the null space;
+    smaller than default-init rows, about 0.3 against 0.6 in norm for K = 288; the same bound
+    for a model that declares a Gaussian init, which has none) or
     ``none`` (unit norm).
     """
 
