@@ -7,8 +7,8 @@ Reads the run's events.jsonl and metrics.jsonl (nothing is recomputed) and
 prints a Markdown report: for each drop, the share of every layer's filters it
 took; for each drop and restore, the test accuracy of the epoch before it and of
 the epoch it opened; and, for runs that recorded the ranker's scores, each
-layer's mean score at each drop (orthogonality ranker: score = −O_f, so values
-near 0 mean near-orthogonal filters). With --summary, one row per run instead:
+layer's mean score at each drop, of the filters it kept and of those it dropped
+(orthogonality ranker: score = −O_f, so values near 0 mean near-orthogonal filters). With --summary, one row per run instead:
 final and best test accuracy (best after the runs' first event, where the runs of
 an ablation grid part, as in `prunekit bench`'s tables), final train accuracy and test loss, and what each drop cost
 in its first epoch and took from each layer.
@@ -44,7 +44,8 @@ def report(run: Path) -> str:
 
 
 def score_table(events: list[dict]) -> list[str]:
-    """Mean score per layer at each drop: of the filters alive then, and of those it dropped."""
+    """Mean score per layer at each drop: of the filters it kept (alive before it and not dropped by it),
+    and of those it dropped."""
     drops, held = [], {}  # held: filters dropped since the last restore, per layer
     for ev in events:
         if ev["event"] == "restore":
@@ -57,7 +58,7 @@ def score_table(events: list[dict]) -> list[str]:
     if not drops:
         return []
     order = drops[0][0].get("order", list(drops[0][0]["scores"]))
-    lines = ["", "Mean ranker score per layer at each drop (alive filters / dropped ones; higher = kept):", "",
+    lines = ["", "Mean ranker score per layer at each drop (filters it kept / those it dropped; higher = kept):", "",
              "| layer | " + " | ".join(f"drop at {ev['epoch'] + 1}" for ev, _ in drops) + " |",
              "|---|" + "---|" * len(drops)]
 
@@ -69,8 +70,9 @@ def score_table(events: list[dict]) -> list[str]:
         cells = []
         for ev, before in drops:
             scores = ev["scores"][g]
-            alive = [v for i, v in enumerate(scores) if i not in before.get(g, set())]
-            cells.append(f"{mean(alive)} / {mean(scores[i] for i in ev['dropped'][g])}")
+            gone = before.get(g, set()) | set(ev["dropped"][g])
+            kept = [v for i, v in enumerate(scores) if i not in gone]
+            cells.append(f"{mean(kept)} / {mean(scores[i] for i in ev['dropped'][g])}")
         lines.append(f"| {g} | " + " | ".join(cells) + " |")
     return lines
 

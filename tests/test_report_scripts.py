@@ -81,3 +81,13 @@ def test_drop_summary_rows(tmp_path, scripts):
     assert row_standard.split(" | ")[1:6] == ["4", "65.00", "70.00 (2)", "90.40", "1.35"]
     # drop at epoch 1 costs acc(1) - acc(2) = -5 points; drop at epoch 3 costs acc(3) - acc(4) = -22 points
     assert row_repr.split(" | ")[1:] == ["4", "62.00", "62.00 (4)", "90.40", "1.38", "-5.0 / -22.0", "2+0+1; 0+1+0 |"]
+
+
+def test_drop_report_scores_compare_kept_with_dropped_filters(tmp_path, scripts):
+    _, drop_analysis = scripts
+    first = {**drop(1, {"c1": [0, 1]}), "scores": {"c1": [0.0, 1.0, 2.0, 4.0]}}
+    # a second drop before any restore: filters 0 and 1 are out already, so only 2 and 3 are in play
+    second = {**drop(2, {"c1": [2]}), "scores": {"c1": [9.0, 9.0, 3.0, 5.0]}}
+    rd = write_run(tmp_path / "repr", [0.5, 0.4, 0.3], [first, second])
+    row = next(line for line in drop_analysis.report(rd.path).splitlines() if line.startswith("| c1 |"))
+    assert row == "| c1 | 3.0000 / 0.5000 | 5.0000 / 3.0000 |"
