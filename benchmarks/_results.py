@@ -1,4 +1,5 @@
-"""Writing a benchmark's figures: one JSON file with the command that made them."""
+"""Writing a benchmark's figures (one JSON file with the command that made them), and running a script
+so that a user error (data missing, a folder that is not a run) is one line, not a traceback."""
 from __future__ import annotations
 
 import json
@@ -6,8 +7,11 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
+
+from prunekit.errors import PrunekitError
 
 
 def command_line(script: str) -> str:
@@ -23,3 +27,12 @@ def write_results(script: str, args, rows: list[dict], **extra) -> None:
     out.write_text(json.dumps({"command": command, "threads": torch.get_num_threads(), "results": rows,
                                "date": time.strftime("%Y-%m-%d %H:%M"), **extra}, indent=2) + "\n")
     print(f"wrote {out}")
+
+
+def run_script(main: Callable[[], None]) -> None:
+    """Call a benchmark's ``main``; a PrunekitError ends it with its one-line message and exit status 2."""
+    try:
+        main()
+    except PrunekitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -16,7 +16,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from _results import command_line
+from _results import command_line, run_script
 from prunekit.records import METRICS, RunDir, best_after, first_event, mean_std
 
 # (row label, ranker name or None, the paper's test accuracy %)
@@ -89,4 +89,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

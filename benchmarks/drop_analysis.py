@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _results import command_line
+from _results import command_line, run_script
 from prunekit.plot import natural_key
 from prunekit.records import EVENTS, METRICS, RunDir, best_after, first_event
 
@@ -129,4 +129,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from _results import write_results
+from _results import run_script, write_results
 from prunekit.config import resolve
 from prunekit.engine import start_run
 from prunekit.records import METRICS, RunDir
@@ -53,4 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from _results import write_results
+from _results import run_script, write_results
 from prunekit import registry
 from prunekit.groups import build_groups
 from prunekit.masks import FilterMasks
@@ -88,4 +88,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from _results import run_script
 from prunekit.config import resolve
 from prunekit.engine import build_model, load_data
 from prunekit.records import CHECKPOINT, EVENTS, WARMUP, RunDir
@@ -98,4 +99,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

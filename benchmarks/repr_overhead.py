@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from _results import command_line
+from _results import command_line, run_script
 from prunekit.config import resolve
 from prunekit.engine import load_data, start_run
 from prunekit.records import EVENTS, METRICS, RunDir
@@ -76,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

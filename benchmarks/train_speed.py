@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from _results import command_line
+from _results import command_line, run_script
 
 RESULTS = Path(__file__).parent / "results"
 CONFIGS = {"fp32": ("fp32", False), "fp32+cl": ("fp32", True), "bf16+cl": ("bf16", True),
@@ -126,4 +126,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

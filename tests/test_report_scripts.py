@@ -91,3 +91,13 @@ def test_drop_report_scores_compare_kept_with_dropped_filters(tmp_path, scripts)
     rd = write_run(tmp_path / "repr", [0.5, 0.4, 0.3], [first, second])
     row = next(line for line in drop_analysis.report(rd.path).splitlines() if line.startswith("| c1 |"))
     assert row == "| c1 | 3.0000 / 0.5000 | 5.0000 / 3.0000 |"
+
+
+def test_a_benchmark_script_given_a_folder_that_is_not_a_run_says_so_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "orthogonality_evolution.py"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: {tmp_path} is not a prunekit run (no config.json); give a folder made by `prunekit run`"
