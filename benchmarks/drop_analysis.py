@@ -64,16 +64,22 @@ def score_table(events: list[dict]) -> list[str]:
 
     def mean(xs):
         xs = [x for x in xs if x is not None]
-        return f"{sum(xs) / len(xs):.4f}" if xs else "–"
+        return sum(xs) / len(xs) if xs else None
 
+    table = []  # per layer, per drop: (kept mean, dropped mean)
     for g in order:
-        cells = []
+        row = []
         for ev, before in drops:
             scores = ev["scores"][g]
             gone = before.get(g, set()) | set(ev["dropped"][g])
             kept = [v for i, v in enumerate(scores) if i not in gone]
-            cells.append(f"{mean(kept)} / {mean(scores[i] for i in ev['dropped'][g])}")
-        lines.append(f"| {g} | " + " | ".join(cells) + " |")
+            row.append((mean(kept), mean(scores[i] for i in ev["dropped"][g])))
+        table.append(row)
+    largest = max((abs(v) for row in table for pair in row for v in pair if v is not None), default=0.0)
+    spec = ".4f" if largest >= 0.01 else ".3e"  # gradient-sized scores (~1e-5) would all print as 0.0000
+    text = lambda v: "–" if v is None else format(v, spec)
+    for g, row in zip(order, table):
+        lines.append(f"| {g} | " + " | ".join(f"{text(k)} / {text(d)}" for k, d in row) + " |")
     return lines
 
 

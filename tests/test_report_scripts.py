@@ -101,3 +101,11 @@ def test_a_benchmark_script_given_a_folder_that_is_not_a_run_says_so_in_one_line
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {tmp_path} is not a prunekit run (no config.json); give a folder made by `prunekit run`"
+
+
+def test_drop_report_prints_tiny_scores_in_scientific_notation(tmp_path, scripts):
+    _, drop_analysis = scripts
+    event = {**drop(1, {"c1": [0]}), "scores": {"c1": [1e-6, 3e-5, 5e-5]}}
+    rd = write_run(tmp_path / "repr", [0.5, 0.4], [event])
+    row = next(line for line in drop_analysis.report(rd.path).splitlines() if line.startswith("| c1 |"))
+    assert row == "| c1 | 4.000e-05 / 1.000e-06 |"
