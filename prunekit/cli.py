@@ -372,7 +372,7 @@ def main(argv=None) -> None:
         sys.exit(exc.exit_code)
     except (NotADirectoryError, FileExistsError) as exc:  # a file where a folder must go (or be created)
         console.print(f"[bold red]error:[/bold red] {exc.filename}: a file stands where prunekit needs a folder "
-                      f"({exc.strerror}); choose another --out or --name (the file is left as it is)",
+                      f"({exc.strerror}); choose another path for it (the file is left as it is)",
                       highlight=False, soft_wrap=True)
         sys.exit(2)
     except PermissionError as exc:

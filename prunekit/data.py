@@ -52,10 +52,18 @@ class ImageData:
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
-    if explicit:
-        return Path(explicit).expanduser()
+    """The data folder: ``--data-dir``, else $PRUNEKIT_DATA, else ~/.cache/prunekit."""
     env = os.environ.get("PRUNEKIT_DATA")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "prunekit"
+    if explicit:
+        path, source = Path(explicit).expanduser(), "--data-dir"
+    elif env:
+        path, source = Path(env).expanduser(), "$PRUNEKIT_DATA"
+    else:
+        path, source = Path.home() / ".cache" / "prunekit", "the default data folder"
+    if path.exists() and not path.is_dir():
+        raise PrunekitError(f"{source} names {path}, which is a file, not a folder; give a folder (it is created "
+                            f"if missing; the file is left as it is)")
+    return path
 
 
 # --------------------------------------------------------------------------- loaders (entry points)

@@ -38,16 +38,17 @@ def declared_init(model: nn.Module, module: nn.Module, generator: torch.Generato
     return fresh if init(module, fresh, generator) else None
 
 
-def default_values(ctx: ReinitContext, sl: Slice, n: int, like: torch.Tensor) -> torch.Tensor:
-    """What the layer's init gives ``n`` positions of ``sl`` (shape: n × rest): the model's own where it
-    declares it (``model.prunekit_init``, see :func:`declared_init`), else PyTorch's default for the layer."""
-    shape = (n,) + tuple(like.shape[1:])
+def default_values(ctx: ReinitContext, sl: Slice, channels: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """What the layer's init gives the positions of ``channels`` in ``sl`` (``like``: their current values,
+    positions first): the model's own where it declares it (``model.prunekit_init``, see
+    :func:`declared_init`), else PyTorch's default for the layer."""
+    shape = tuple(like.shape)
     mod = ctx.model.get_submodule(sl.module) if sl.module else None
     leaf = sl.name.rpartition(".")[2]
     if leaf == "weight" and mod is not None:
         declared = declared_init(ctx.model, mod, ctx.generator)
-        if declared is not None:  # i.i.d. entries, so any n rows (or columns) of a fresh weight will do
-            return declared.movedim(sl.dim, 0)[:n].to(like)
+        if declared is not None:  # the fresh weight's own positions: an init may depend on them (dirac)
+            return declared.index_select(sl.dim, sl.positions(channels).cpu()).movedim(sl.dim, 0).to(like)
     if isinstance(mod, (nn.modules.conv._ConvNd, nn.Linear)):
         bound = default_bound(mod)
         u = torch.rand(shape, generator=ctx.generator, dtype=torch.float64)
@@ -98,7 +99,7 @@ def reset_slice(ctx: ReinitContext, g: int, sl: Slice, mode: str = "default") ->
     elif mode == "zero" and isinstance(mod, (nn.modules.conv._ConvNd, nn.Linear)):
         values = torch.zeros_like(cur)
     else:
-        values = default_values(ctx, sl, cur.shape[0], cur)
+        values = default_values(ctx, sl, ret, cur)
     write_positions(ctx, sl, ret, values)
 
 
@@ -120,5 +121,5 @@ def init_consumers(ctx: ReinitContext, g: int, mode: str) -> None:
     ret = ctx.returning[g]
     for sl in ctx.groups[g].of_role("consumer"):
         cur = read_positions(ctx, sl, ret)
-        values = torch.zeros_like(cur) if mode == "zero" else default_values(ctx, sl, cur.shape[0], cur)
+        values = torch.zeros_like(cur) if mode == "zero" else default_values(ctx, sl, ret, cur)
         write_positions(ctx, sl, ret, values)

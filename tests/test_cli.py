@@ -170,6 +170,25 @@ def test_missing_data_offline_says_how_to_get_it(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_a_data_folder_that_is_a_file_is_one_line_naming_where_it_came_from(tmp_path, capsys, monkeypatch):
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    images = tmp_path / "images"
+    for split in ("train", "test"):
+        (images / split / "cat").mkdir(parents=True)
+    cases = [(["run", "--dataset", "cifar10", "--data-dir", str(taken), "--out", str(tmp_path / "runs")], {}, "--data-dir"),
+             (["data", "import", str(images), "--data-dir", str(taken)], {}, "--data-dir"),
+             (["run", "--dataset", "cifar10", "--out", str(tmp_path / "runs")], {"PRUNEKIT_DATA": str(taken)},
+              "$PRUNEKIT_DATA")]
+    for argv, env, source in cases:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        code, _, err = run_cli(argv, capsys)
+        assert code == 2 and f"{source} names {taken}, which is a file, not a folder" in err.replace("\n", " "), err
+        assert "Traceback" not in err and taken.read_text() == "mine"
+    assert not (tmp_path / "runs").exists()
+
+
 def test_list_shows_packages_and_survives_a_broken_plugin(capsys, monkeypatch):
     class BrokenEP:
         value = "nowhere:thing"

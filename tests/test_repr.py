@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import torch.nn as nn
 
 from prunekit import Drop, Restore
 from prunekit.groups import build_groups
@@ -224,15 +225,52 @@ def test_default_init_is_the_models_own_where_it_declares_one():
     torch.manual_seed(0)
     model = resnet20()
     groups = build_groups(model, torch.zeros(1, 3, 32, 32))
-    g = next(i for i, grp in enumerate(groups) if grp.name == "layers.0.conv1")  # 16 -> 16, 3x3; feeds layers.0.conv2
+    g = next(i for i, grp in enumerate(groups) if grp.name == "layers.3.conv1")  # 16 -> 32, 3x3; feeds layers.3.conv2
     picks = [torch.zeros(grp.size, dtype=torch.bool) for grp in groups]
     picks[g][::2] = True
     _drop_and_reinit(model, groups, picks, DefaultInit.build("t", next_layer="random"))
-    he_std = math.sqrt(2 / (16 * 9))  # 0.118; PyTorch's default gives 1 / sqrt(3 * 144) = 0.048
-    rows = model.layers[0].conv1.weight.detach()[picks[g]]
-    columns = model.layers[0].conv2.weight.detach()[:, picks[g]]
-    for values in (rows, columns):  # 1,152 draws each: the sample std is within ~5 % of the truth
+    # fan-out 32 * 9 for both weights: std 0.083 (fan-in would give 0.118 for the rows; PyTorch's default 0.048)
+    he_std = math.sqrt(2 / (32 * 9))
+    rows = model.layers[3].conv1.weight.detach()[picks[g]]
+    columns = model.layers[3].conv2.weight.detach()[:, picks[g]]
+    for values in (rows, columns):  # 2,304 and 4,608 draws: the sample std is within ~3 % of the truth
         assert abs(values.std().item() / he_std - 1) < 0.1 and values.abs().max() > 1 / math.sqrt(144)
+
+
+def test_a_declared_init_gives_each_returning_filter_the_values_of_its_own_position():
+    """An init may depend on the position (identity-like ``dirac_``): filter 2 comes back as filter 2 of a
+    fresh weight, not as filter 0."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 4, 3, padding=1)
+            self.conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+            self.head = nn.Linear(4, 10)
+            self.prunekit_init(self.conv, self.conv.weight, None)
+
+        @staticmethod
+        @torch.no_grad()
+        def prunekit_init(module, weight, generator):
+            if module.kernel_size == (3, 3) and module.in_channels == 4:
+                nn.init.dirac_(weight)
+                return True
+            return False
+
+        def forward(self, x):
+            return self.head(self.conv(torch.relu(self.stem(x))).mean((2, 3)))
+
+    torch.manual_seed(0)
+    model = Net()
+    fresh = model.conv.weight.detach().clone()
+    with torch.no_grad():
+        model.conv.weight.normal_()  # trained away from the identity
+    groups = build_groups(model, torch.zeros(1, 3, 8, 8))
+    g = next(i for i, grp in enumerate(groups) if grp.name == "conv")
+    picks = [torch.zeros(grp.size, dtype=torch.bool) for grp in groups]
+    picks[g][[1, 2]] = True
+    _drop_and_reinit(model, groups, picks, DefaultInit.build("t"))
+    assert torch.equal(model.conv.weight.detach()[[1, 2]], fresh[[1, 2]])
 
 
 def test_repr_schedule_events():
