@@ -5,7 +5,8 @@
 One row per ranker inside the RePr cycle: the paper's test accuracy, our final
 test accuracy per seed, mean ± sample std over the finished seeds, and the mean
 best test accuracy after the first event (the same epochs for every row,
-`standard` included). Runs come from the criteria grid (`c3_32_criteria.sh`);
+`standard` included), and what the drops cost: the test accuracy each lost in
+its first epoch, summed over the run's drops, mean over the finished seeds. Runs come from the criteria grid (`c3_32_criteria.sh`);
 `standard`, and `repr` where the criteria grid has no link to it yet, from the
 paper grid (`c3_32_paper.sh`). Nothing is recomputed; a run still training shows
 the epoch it has reached.
@@ -17,7 +18,7 @@ import statistics
 from pathlib import Path
 
 from _results import command_line, run_script
-from prunekit.records import METRICS, RunDir, best_after, first_event, mean_std
+from prunekit.records import EVENTS, METRICS, RunDir, best_after, drop_costs, first_event, mean_std
 
 # (row label, ranker name or None, the paper's test accuracy %)
 PAPER_ROWS = [
@@ -47,10 +48,11 @@ def table(paper: Path, criteria: Path, seeds: list[int]) -> str:
     runs = {(ranker, s): RunDir(run_dir(paper, criteria, ranker, s)) for _, ranker, _ in PAPER_ROWS for s in seeds}
     after = first_event([rd for rd in runs.values() if rd.path.exists()])
     head = (f"| ranker inside the RePr cycle | paper | ours, final test acc, seed {' / '.join(map(str, seeds))} "
-            f"| ours, mean ± std (finished seeds) | ours, best after epoch {after}, mean |\n|---|---|---|---|---|\n")
+            f"| ours, mean ± std (finished seeds) | ours, best after epoch {after}, mean "
+            f"| ours, first-epoch cost of the drops, summed (points), mean |\n|---|---|---|---|---|---|\n")
     lines = []
     for label, ranker, paper_acc in PAPER_ROWS:
-        cells, finals, bests = [], [], []
+        cells, finals, bests, costs = [], [], [], []
         for s in seeds:
             rd = runs[(ranker, s)]
             metrics = rd.read_jsonl(METRICS) if rd.path.exists() else []
@@ -61,6 +63,8 @@ def table(paper: Path, criteria: Path, seeds: list[int]) -> str:
                 cells.append(f"at epoch {metrics[-1]['epoch']}")
                 continue
             finals.append(100 * metrics[-1]["test_acc"])
+            if ranker is not None:
+                costs.append(100 * sum(drop_costs(rd.read_jsonl(EVENTS), metrics)))
             cells.append(f"{finals[-1]:.2f}")
             if after is not None and (best := best_after(metrics, after)):
                 bests.append(100 * best["test_acc"])
@@ -69,7 +73,8 @@ def table(paper: Path, criteria: Path, seeds: list[int]) -> str:
             best = f"{statistics.mean(bests):.2f}" if bests else "–"
         else:
             mean, best = ("not run yet" if set(cells) == {"–"} else "not finished"), "–"
-        lines.append(f"| {label} | {paper_acc} | {' / '.join(cells)} | {mean} | {best} |\n")
+        cost = f"{statistics.mean(costs):.1f}" if costs else "–"
+        lines.append(f"| {label} | {paper_acc} | {' / '.join(cells)} | {mean} | {best} | {cost} |\n")
     return head + "".join(lines)
 
 

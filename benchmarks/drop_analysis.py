@@ -20,7 +20,7 @@ from pathlib import Path
 
 from _results import command_line, run_script
 from prunekit.plot import natural_key
-from prunekit.records import EVENTS, METRICS, RunDir, best_after, first_event
+from prunekit.records import EVENTS, METRICS, RunDir, best_after, drop_costs, first_event
 
 
 def report(run: Path) -> str:
@@ -105,12 +105,10 @@ def summary(runs: list[Path]) -> str:
              f"| first-epoch cost of each drop (points) | filters dropped at each drop ({'+'.join(layers) or '–'}) |",
              "|---|---|---|---|---|---|---|---|"]
     for run, events, metrics in records:
-        acc = {m["epoch"]: m["test_acc"] for m in metrics}
         last = metrics[-1]
         best = best_after(metrics, after)  # None for a run that has not yet trained past ``after``
         drops = [ev for ev in events if ev["event"] == "drop"]
-        costs = " / ".join(f"{100 * (acc[ev['epoch']] - acc[ev['epoch'] + 1]):.1f}" for ev in drops
-                           if ev["epoch"] in acc and ev["epoch"] + 1 in acc) or "–"
+        costs = " / ".join(f"{100 * c:.1f}" for c in drop_costs(events, metrics)) or "–"
         taken = "; ".join("+".join(str(len(ev["dropped"].get(g, []))) for g in layers) for ev in drops) or "–"
         best_text = f"{100 * best['test_acc']:.2f} ({best['epoch']})" if best else "–"
         lines.append(f"| {run.name} | {last['epoch']} | {100 * last['test_acc']:.2f} | {best_text} "

@@ -204,6 +204,14 @@ def best_after(metrics: list[dict], epoch: int | None) -> dict | None:
     return max(later, key=lambda m: m["test_acc"]) if later else None
 
 
+def drop_costs(events: list[dict], metrics: list[dict]) -> list[float]:
+    """Test accuracy lost in the first epoch after each drop (the epoch before it minus the epoch it
+    opened; negative = gained), for the drops whose two epochs are in ``metrics``."""
+    acc = {m["epoch"]: m["test_acc"] for m in metrics}  # epoch k = after k epochs; an event at e opens epoch e + 1
+    return [acc[ev["epoch"]] - acc[ev["epoch"] + 1] for ev in events
+            if ev["event"] == "drop" and ev["epoch"] in acc and ev["epoch"] + 1 in acc]
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)

@@ -60,9 +60,10 @@ def test_criteria_table_reads_each_ranker_off_its_runs(tmp_path, scripts):
     write_run(criteria / "repr_ranker=taylor_seed1", [0.40, 0.45], [drop(1, {"c1": [3]})], finished=False)
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")
             for line in criteria_table.table(paper, criteria, [0, 1]).splitlines()[2:]}
-    assert rows["none (`standard`)"][1:] == ["72.1", "50.00 / 52.00", "51.00 ± 1.41 (2)", "57.50 |"]  # best after epoch 1
-    assert rows["orthogonality (`repr`)"][2:] == ["62.00 / 61.00", "61.50 ± 0.71 (2)", "65.50 |"]
-    assert rows["weight magnitude (`l1`)"][2:] == ["– / 58.00", "58.00 ± 0.00 (1)", "58.00 |"]
+    # best after epoch 1; drop costs: 0.70 - 0.65 and 0.40 - 0.66 (a gain) at the drop after epoch 1
+    assert rows["none (`standard`)"][1:] == ["72.1", "50.00 / 52.00", "51.00 ± 1.41 (2)", "57.50", "– |"]
+    assert rows["orthogonality (`repr`)"][2:] == ["62.00 / 61.00", "61.50 ± 0.71 (2)", "65.50", "-10.5 |"]
+    assert rows["weight magnitude (`l1`)"][2:] == ["– / 58.00", "58.00 ± 0.00 (1)", "58.00", "-5.0 |"]
     assert rows["Taylor"][2:4] == ["– / at epoch 2", "not finished"]
     assert rows["greedy oracle"][2:4] == ["– / –", "not run yet"]
 
