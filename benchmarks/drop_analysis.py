@@ -10,8 +10,8 @@ the epoch it opened; and, for runs that recorded the ranker's scores, each
 layer's mean score at each drop, of the filters it kept and of those it dropped
 (orthogonality ranker: score = −O_f, so values near 0 mean near-orthogonal filters). With --summary, one row per run instead:
 final and best test accuracy (best after the runs' first event, where the runs of
-an ablation grid part, as in `prunekit bench`'s tables), final train accuracy and test loss, and what each drop cost
-in its first epoch and took from each layer.
+an ablation grid part, as in `prunekit bench`'s tables), final train accuracy and test loss, what each drop cost
+in its first epoch and took from each layer, and how many of its filters the drop before it had taken too.
 """
 from __future__ import annotations
 
@@ -83,6 +83,11 @@ def score_table(events: list[dict]) -> list[str]:
     return lines
 
 
+def repeated(earlier: dict, later: dict) -> int:
+    """How many filters the ``later`` drop event takes that the ``earlier`` one took too."""
+    return sum(len(set(idx) & set(earlier["dropped"].get(g, []))) for g, idx in later["dropped"].items())
+
+
 def summary(runs: list[Path]) -> str:
     """One Markdown row per run (see the module docstring)."""
     records = []
@@ -102,17 +107,19 @@ def summary(runs: list[Path]) -> str:
     after = first_event(RunDir(run) for run, _, _ in records)
     best_head = "best test acc (epoch)" if after is None else f"best after epoch {after} (epoch)"
     lines = [f"| run | epochs | final test acc | {best_head} | final train acc | final test loss "
-             f"| first-epoch cost of each drop (points) | filters dropped at each drop ({'+'.join(layers) or '–'}) |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"| first-epoch cost of each drop (points) | filters dropped at each drop ({'+'.join(layers) or '–'}) "
+             f"| of those, dropped by the drop before too |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for run, events, metrics in records:
         last = metrics[-1]
         best = best_after(metrics, after)  # None for a run that has not yet trained past ``after``
         drops = [ev for ev in events if ev["event"] == "drop"]
         costs = " / ".join(f"{100 * c:.1f}" for c in drop_costs(events, metrics)) or "–"
         taken = "; ".join("+".join(str(len(ev["dropped"].get(g, []))) for g in layers) for ev in drops) or "–"
+        again = " / ".join(str(repeated(a, b)) for a, b in zip(drops, drops[1:])) or "–"
         best_text = f"{100 * best['test_acc']:.2f} ({best['epoch']})" if best else "–"
         lines.append(f"| {run.name} | {last['epoch']} | {100 * last['test_acc']:.2f} | {best_text} "
-                     f"| {100 * last['train_acc']:.2f} | {last['test_loss']:.2f} | {costs} | {taken} |")
+                     f"| {100 * last['train_acc']:.2f} | {last['test_loss']:.2f} | {costs} | {taken} | {again} |")
     return "\n".join(lines) + "\n"
 
 

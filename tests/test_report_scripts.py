@@ -73,7 +73,7 @@ def test_drop_summary_rows(tmp_path, scripts):
     standard = write_run(tmp_path / "standard", [0.50, 0.70, 0.60, 0.65])
     repr_run = write_run(tmp_path / "repr", [0.50, 0.55, 0.40, 0.62],
                          [drop(1, {"conv1": [0, 1], "conv10": [4]}), {"epoch": 2, "event": "restore"},
-                          drop(3, {"conv2": [5]})])
+                          drop(3, {"conv2": [5], "conv1": [1, 2]})])
     early = write_run(tmp_path / "early", [0.50], finished=False)  # not yet past the first event
     text = drop_analysis.summary([standard.path, repr_run.path])
     assert drop_analysis.summary([repr_run.path, early.path]).splitlines()[-1].split(" | ")[1:4] == ["1", "50.00", "–"]
@@ -81,7 +81,10 @@ def test_drop_summary_rows(tmp_path, scripts):
     assert "best after epoch 1 (epoch)" in head and "(conv1+conv2+conv10)" in head  # layers in natural order
     assert row_standard.split(" | ")[1:6] == ["4", "65.00", "70.00 (2)", "90.40", "1.35"]
     # drop at epoch 1 costs acc(1) - acc(2) = -5 points; drop at epoch 3 costs acc(3) - acc(4) = -22 points
-    assert row_repr.split(" | ")[1:] == ["4", "62.00", "62.00 (4)", "90.40", "1.38", "-5.0 / -22.0", "2+0+1; 0+1+0 |"]
+    # the second drop takes conv1's filter 1 again (and 2 and conv2's 5 for the first time)
+    assert row_repr.split(" | ")[1:] == ["4", "62.00", "62.00 (4)", "90.40", "1.38", "-5.0 / -22.0", "2+0+1; 2+1+0",
+                                         "1 |"]
+    assert row_standard.endswith("| – | – | – |")
 
 
 def test_drop_report_scores_compare_kept_with_dropped_filters(tmp_path, scripts):
