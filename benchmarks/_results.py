@@ -19,6 +19,12 @@ def command_line(script: str) -> str:
     return f"python benchmarks/{script} " + shlex.join(sys.argv[1:])
 
 
+def points(fraction: float) -> str:
+    """A fraction as percentage points to one decimal; a value that rounds to zero prints 0.0, never -0.0."""
+    value = round(100 * fraction, 1)
+    return f"{value + 0.0:.1f}"
+
+
 def write_results(script: str, args, rows: list[dict], **extra) -> None:
     """Save ``rows`` to ``args.out`` with the command line, threads and date."""
     command = command_line(script)

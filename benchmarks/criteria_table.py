@@ -17,7 +17,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from _results import command_line, run_script
+from _results import command_line, points, run_script
 from prunekit.records import EVENTS, METRICS, RunDir, best_after, drop_costs, first_event, mean_std
 
 # (row label, ranker name or None, the paper's test accuracy %)
@@ -64,7 +64,7 @@ def table(paper: Path, criteria: Path, seeds: list[int]) -> str:
                 continue
             finals.append(100 * metrics[-1]["test_acc"])
             if ranker is not None:
-                costs.append(100 * sum(drop_costs(rd.read_jsonl(EVENTS), metrics)))
+                costs.append(sum(drop_costs(rd.read_jsonl(EVENTS), metrics)))
             cells.append(f"{finals[-1]:.2f}")
             if after is not None and (best := best_after(metrics, after)):
                 bests.append(100 * best["test_acc"])
@@ -73,7 +73,7 @@ def table(paper: Path, criteria: Path, seeds: list[int]) -> str:
             best = f"{statistics.mean(bests):.2f}" if bests else "–"
         else:
             mean, best = ("not run yet" if set(cells) == {"–"} else "not finished"), "–"
-        cost = f"{statistics.mean(costs):.1f}" if costs else "–"
+        cost = points(statistics.mean(costs)) if costs else "–"
         lines.append(f"| {label} | {paper_acc} | {' / '.join(cells)} | {mean} | {best} | {cost} |\n")
     return head + "".join(lines)
 

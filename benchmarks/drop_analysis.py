@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _results import command_line, run_script
+from _results import command_line, points, run_script
 from prunekit.plot import natural_key
 from prunekit.records import EVENTS, METRICS, RunDir, best_after, drop_costs, first_event
 
@@ -114,7 +114,7 @@ def summary(runs: list[Path]) -> str:
         last = metrics[-1]
         best = best_after(metrics, after)  # None for a run that has not yet trained past ``after``
         drops = [ev for ev in events if ev["event"] == "drop"]
-        costs = " / ".join(f"{100 * c:.1f}" for c in drop_costs(events, metrics)) or "–"
+        costs = " / ".join(points(c) for c in drop_costs(events, metrics)) or "–"
         taken = "; ".join("+".join(str(len(ev["dropped"].get(g, []))) for g in layers) for ev in drops) or "–"
         again = " / ".join(str(repeated(a, b)) for a, b in zip(drops, drops[1:])) or "–"
         best_text = f"{100 * best['test_acc']:.2f} ({best['epoch']})" if best else "–"

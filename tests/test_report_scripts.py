@@ -87,6 +87,15 @@ def test_drop_summary_rows(tmp_path, scripts):
     assert row_standard.endswith("| – | – | – |")
 
 
+def test_a_drop_cost_that_rounds_to_zero_prints_without_a_sign(tmp_path, scripts):
+    criteria_table, drop_analysis = scripts
+    # the drop after epoch 1 gains 0.04 points in its first epoch: a cost of -0.04, which rounds to 0.0
+    run = write_run(tmp_path / "c" / "repr_ranker=l1_seed0", [0.6004, 0.6008, 0.6], [drop(1, {"conv1": [0]})])
+    assert drop_analysis.summary([run.path]).splitlines()[-1].split(" | ")[6] == "0.0"
+    row = next(r for r in criteria_table.table(tmp_path / "p", tmp_path / "c", [0]).splitlines() if r.startswith("| weight magnitude"))
+    assert row.endswith("| 0.0 |")
+
+
 def test_drop_report_scores_compare_kept_with_dropped_filters(tmp_path, scripts):
     _, drop_analysis = scripts
     first = {**drop(1, {"c1": [0, 1]}), "scores": {"c1": [0.0, 1.0, 2.0, 4.0]}}
