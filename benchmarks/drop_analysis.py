@@ -75,9 +75,9 @@ def score_table(events: list[dict]) -> list[str]:
             kept = [v for i, v in enumerate(scores) if i not in gone]
             row.append((mean(kept), mean(scores[i] for i in ev["dropped"][g])))
         table.append(row)
-    largest = max((abs(v) for row in table for pair in row for v in pair if v is not None), default=0.0)
-    spec = ".4f" if largest >= 0.01 else ".3e"  # gradient-sized scores (~1e-5) would all print as 0.0000
-    text = lambda v: "–" if v is None else format(v, spec)
+    def text(v):  # under 0.001 four decimals keep one digit or none (gradient, Hessian: 1e-8 to 1e-4)
+        return "–" if v is None else format(v, ".4f" if v == 0 or abs(v) >= 0.001 else ".3e")
+
     for g, row in zip(order, table):
         lines.append(f"| {g} | " + " | ".join(f"{text(k)} / {text(d)}" for k, d in row) + " |")
     return lines

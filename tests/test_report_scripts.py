@@ -122,3 +122,8 @@ def test_drop_report_prints_tiny_scores_in_scientific_notation(tmp_path, scripts
     rd = write_run(tmp_path / "repr", [0.5, 0.4], [event])
     row = next(line for line in drop_analysis.report(rd.path).splitlines() if line.startswith("| c1 |"))
     assert row == "| c1 | 4.000e-05 / 1.000e-06 |"
+    # each value by its own size: a large kept mean beside a tiny dropped one keeps both readable
+    event = {**drop(1, {"c1": [0]}), "scores": {"c1": [5.75e-5, 0.02, 0.0162]}}
+    rd = write_run(tmp_path / "mixed", [0.5, 0.4], [event])
+    row = next(line for line in drop_analysis.report(rd.path).splitlines() if line.startswith("| c1 |"))
+    assert row == "| c1 | 0.0181 / 5.750e-05 |"
