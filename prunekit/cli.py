@@ -42,7 +42,7 @@ RUN_OPTIONS = [
     click.option("--name", help="Run directory name (default method_model_dataset_seedN)."),
     click.option("--ranker", help="Override the method's ranker (see `prunekit list`). Data rankers (activation, "
                  "apoz, gradient, taylor, hessian) add a few forward/backward passes per event; oracle adds one loss evaluation "
-                 "per filter: ~30 s per event on c3_32 on one CPU thread, days on a ResNet-50."),
+                 "per filter: 10–30 s per event on c3_32 on one CPU thread, days on a ResNet-50."),
     click.option("--reinit", "reinitializer", help="Override the method's reinitializer."),
     click.option("--s1", type=int, help="RePr: full-network epochs per cycle."),
     click.option("--s2", type=int, help="RePr: sub-network epochs per cycle."),

@@ -202,7 +202,7 @@ class Hessian(DataRanker):
 class Oracle(DataRanker):
     """Greedy oracle: the loss increase when each channel alone is zeroed, measured on
     ``batches`` training batches. Costs one forward pass over those batches per filter:
-    ~30 s per event for C^3(32)'s 96 filters, ~60 h for a ResNet-50's 11,456 (one CPU thread)."""
+    10–30 s per event for C^3(32)'s 96 filters, ~60 h for a ResNet-50's 11,456 (one CPU thread)."""
 
     def __init__(self, batches: int = 2, **base):
         super().__init__(batches=batches, **base)
