@@ -23,7 +23,8 @@ from .errors import PrunekitError, first_line
 from .groups import GroupSet, build_groups
 from .interfaces import Drop, RankContext, Ranker, ReinitContext, Reinitializer, Restore, Schedule
 from .masks import FilterMasks, clear_optimizer_state
-from .records import EVENTS, FORK, METRICS, RunDir
+from .environment import describe
+from .records import EVENTS, FORK, METRICS, SESSIONS, RunDir
 
 
 class Callbacks:
@@ -283,6 +284,7 @@ class Run:
         return total_loss / seen, correct / seen
 
     def run(self) -> dict:
+        self.dir.append(SESSIONS, {"from_epoch": self.epoch, **describe(self.device)})
         self.cb.run_start(self)
         while self.epoch < self.cfg.epochs:
             epoch = self.epoch

@@ -1,5 +1,6 @@
 """Run records: one folder per run with the resolved config, per-epoch metrics,
-drop/restore events, an atomically written checkpoint and a final summary."""
+drop/restore events, the environment of each training session, an atomically written
+checkpoint and a final summary."""
 from __future__ import annotations
 
 import json
@@ -21,6 +22,7 @@ CHECKPOINT = "checkpoint.pt"
 SUMMARY = "summary.json"
 WARMUP = "warmup.pt"  # the state at the schedule's first event, kept for runs that share the warm-up
 WARMUP_INFO = "warmup.json"
+SESSIONS = "sessions.jsonl"  # one line per start or resume: code, libraries, hardware (see environment.py)
 FORK = "fork.json"  # in a run that started from another run's warm-up: where from, at which epoch
 LOCK = ".lock"  # held (flock) by the process that trains the run
 
@@ -92,7 +94,7 @@ class RunDir:
                     f"run directory {self.path} already exists; pass --resume to continue it, "
                     f"--overwrite to replace it, or --name for a new one"
                 )
-            for name in (CONFIG, METRICS, EVENTS, CHECKPOINT, SUMMARY, WARMUP, WARMUP_INFO, FORK):
+            for name in (CONFIG, METRICS, EVENTS, CHECKPOINT, SUMMARY, WARMUP, WARMUP_INFO, FORK, SESSIONS):
                 if self.file(name).exists():
                     self.file(name).unlink()
         self.path.mkdir(parents=True, exist_ok=True)

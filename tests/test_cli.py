@@ -72,6 +72,29 @@ def test_resume_equals_uninterrupted(tmp_path, optimizer):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_each_start_and_resume_records_its_code_libraries_and_hardware(tmp_path):
+    import platform
+    import shutil
+    import subprocess
+
+    values = {"method": "repr", "dataset": "synthetic", "model": "c2_8", "epochs": 3, "s1": 1, "s2": 1,
+              "out": str(tmp_path), "name": "r", "batch_size": 64}
+    with pytest.raises(KeyboardInterrupt):
+        start_run(resolve(values), callbacks=StopAfter(2))
+    start_run(resolve(values), resume=True)
+    sessions = [json.loads(line) for line in (tmp_path / "r" / "sessions.jsonl").read_text().splitlines()]
+    assert [s["from_epoch"] for s in sessions] == [0, 2]
+    for s in sessions:
+        assert s["torch"] == torch.__version__ and s["python"] == platform.python_version()
+        assert s["device"] == "cpu" and s["threads"] == torch.get_num_threads() and s["prunekit"]
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True) if shutil.which("git") else None
+    if head is not None and head.returncode == 0:  # a checkout: the commit of the code that trained, and whether it was edited
+        assert sessions[0]["commit"] == head.stdout.strip() and isinstance(sessions[0]["code_modified"], bool)
+    start_run(resolve(values), overwrite=True)  # a replaced run starts a fresh history
+    assert len((tmp_path / "r" / "sessions.jsonl").read_text().splitlines()) == 1
+
+
 def test_resume_via_cli_and_refusals(tmp_path, capsys):
     base = ["run", "--method", "standard", "--epochs", "2", "--out", str(tmp_path), "--name", "s", *FAST]
     assert run_cli(base, capsys)[0] == 0
