@@ -75,6 +75,7 @@ def score_table(events: list[dict]) -> list[str]:
             kept = [v for i, v in enumerate(scores) if i not in gone]
             row.append((mean(kept), mean(scores[i] for i in ev["dropped"][g])))
         table.append(row)
+
     def text(v):  # under 0.001 four decimals keep one digit or none (gradient, Hessian: 1e-8 to 1e-4)
         return "–" if v is None else format(v, ".4f" if v == 0 or abs(v) >= 0.001 else ".3e")
 

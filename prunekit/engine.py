@@ -284,7 +284,8 @@ class Run:
         return total_loss / seen, correct / seen
 
     def run(self) -> dict:
-        self.dir.append(SESSIONS, {"from_epoch": self.epoch, **describe(self.device)})
+        if self.epoch < self.cfg.epochs:  # a finished run resumed trains nothing: no session to record
+            self.dir.append(SESSIONS, {"from_epoch": self.epoch, **describe(self.device)})
         self.cb.run_start(self)
         while self.epoch < self.cfg.epochs:
             epoch = self.epoch

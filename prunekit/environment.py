@@ -15,8 +15,9 @@ _CODE = Path(__file__).resolve().parent
 
 
 def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], cwd=_CODE, capture_output=True, text=True, timeout=5)
+    try:  # --no-optional-locks: never take the index lock from under a user's own git command
+        done = subprocess.run(["git", "--no-optional-locks", *args], cwd=_CODE, capture_output=True, text=True,
+                              timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -25,26 +26,37 @@ def _git(*args: str) -> str | None:
 def code_version() -> dict:
     """prunekit's version; in a git checkout, its commit and whether prunekit's own files (the package and
     the first-party plugins beside it) differ from that commit. Installed from a wheel: commit is None."""
+    top = _git("rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() / _CODE.name != _CODE:  # not prunekit's own checkout (e.g. a venv in
+        return {"prunekit": __version__, "commit": None, "code_modified": None}  # another project's repository)
     commit = _git("rev-parse", "HEAD")
-    modified = None
-    if commit:
-        top = _git("rev-parse", "--show-toplevel")
-        paths = [str(_CODE)] + ([str(Path(top) / "plugins")] if top and (Path(top) / "plugins").is_dir() else [])
-        status = _git("status", "--porcelain", "--untracked-files=no", "--", *paths)
-        modified = None if status is None else bool(status)
-    return {"prunekit": __version__, "commit": commit, "code_modified": modified}
+    plugins = Path(top) / "plugins"
+    status = _git("status", "--porcelain", "--", str(_CODE), *([str(plugins)] if plugins.is_dir() else []))
+    return {"prunekit": __version__, "commit": commit,
+            "code_modified": None if commit is None or status is None else bool(status)}
+
+
+def _cpuinfo_field(info: str, key: str) -> str | None:
+    return next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                 if line.split(":", 1)[0].strip() == key and ":" in line), None)
 
 
 def _cpu() -> tuple[str, bool | None]:
-    """CPU model name and whether it has bf16 instructions (None where /proc/cpuinfo is not readable)."""
+    """This machine's CPU (see ``parse_cpuinfo``); without /proc/cpuinfo, bf16 support is unknown (None)."""
     try:
-        info = Path("/proc/cpuinfo").read_text()
+        return parse_cpuinfo(Path("/proc/cpuinfo").read_text())
     except OSError:
         return platform.processor() or platform.machine(), None
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                platform.machine())
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    return name, any(f in flags for f in ("avx512_bf16", "amx_bf16"))
+
+
+def parse_cpuinfo(info: str) -> tuple[str, bool | None]:
+    """CPU model name and whether it has bf16 instructions: x86's ``flags`` (avx512_bf16, amx_bf16) or Arm's
+    ``Features`` (bf16); None where the text lists neither."""
+    name = _cpuinfo_field(info, "model name") or platform.processor() or platform.machine()
+    flags = _cpuinfo_field(info, "flags") or _cpuinfo_field(info, "Features")
+    if flags is None:
+        return name, None
+    return name, any(f in flags.split() for f in ("avx512_bf16", "amx_bf16", "bf16"))
 
 
 def describe(device: torch.device) -> dict:

@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 from .config import RunConfig, as_resolved_now
-from .records import CHECKPOINT, FORK, LOCATION_KEYS, LOCK, METRICS, WARMUP, RunDir, atomic_write_text
+from .records import (CHECKPOINT, FORK, LOCATION_KEYS, LOCK, METRICS, SESSIONS, WARMUP, RunDir,
+                      atomic_write_text)
 
 # what a run prunes and how: none of it acts before the first event (which groups may be dropped included)
 METHOD_KEYS = {"method", "ranker", "reinitializer", "schedule", "ranker_args", "reinitializer_args", "schedule_args",
@@ -64,6 +65,8 @@ def start_from_warmup(source: RunDir, epoch: int, target: RunDir, cfg: RunConfig
     staging = RunDir(tempfile.mkdtemp(prefix=f".{target.path.name}.", dir=target.path.parent))
     try:
         staging.write_jsonl(METRICS, [r for r in source.read_jsonl(METRICS) if r["epoch"] <= epoch])
+        if sessions := [r for r in source.read_jsonl(SESSIONS) if r["from_epoch"] < epoch]:
+            staging.write_jsonl(SESSIONS, sessions)  # who trained the epochs this run takes over
         shutil.copyfile(source.file(WARMUP), staging.file(CHECKPOINT))
         atomic_write_text(json.dumps({"source": str(source.path), "epoch": epoch}) + "\n", staging.file(FORK))
         staging.write_config(cfg.to_dict())

@@ -375,6 +375,10 @@ def test_a_cell_started_from_a_siblings_warmup_matches_one_run_from_scratch(tmp_
     assert err.count("starts from the warm-up of repr_seed0 (epochs 1-2)") == 2  # standard and random
     assert json.loads((shared / "repr_seed0" / "warmup.json").read_text()) == {"epoch": 2, "device": "cpu"}
     assert json.loads((shared / "random_seed0" / "fork.json").read_text())["epoch"] == 2
+    # the fork's sessions: the one that trained its first two epochs (repr's), then its own from epoch 2
+    sessions = _records_without_timing(shared / "random_seed0" / "sessions.jsonl")
+    assert [s["from_epoch"] for s in sessions] == [0, 2]
+    assert sessions[0] == _records_without_timing(shared / "repr_seed0" / "sessions.jsonl")[0]
     code, _, err = run_cli([*grid, "--no-share-warmup", "--out", str(alone)], capsys)
     assert code == 0 and "warm-up of" not in err, err
     for name in ("standard_seed0", "random_seed0"):

@@ -1,0 +1,54 @@
+"""What a run records of the code and machine that trained it (prunekit/environment.py)."""
+import shutil
+import subprocess
+
+import pytest
+
+from prunekit import environment
+from prunekit.environment import code_version, parse_cpuinfo
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+
+def git(cwd, *args):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+@needs_git
+def test_commit_and_edits_of_prunekits_own_checkout(tmp_path, monkeypatch):
+    code = tmp_path / "repo" / "prunekit"
+    code.mkdir(parents=True)
+    (code / "__init__.py").write_text("")
+    git(tmp_path / "repo", "init", "-q")
+    git(tmp_path / "repo", "add", ".")
+    git(tmp_path / "repo", "commit", "-qm", "first")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=code, capture_output=True, text=True).stdout.strip()
+    monkeypatch.setattr(environment, "_CODE", code.resolve())
+    assert code_version()["commit"] == head and code_version()["code_modified"] is False
+    (code / "engine.py").write_text("# a new file is an edit too\n")
+    assert code_version()["code_modified"] is True
+
+
+@needs_git
+def test_no_commit_where_prunekit_is_not_the_checkout(tmp_path, monkeypatch):
+    # installed into a virtual environment inside some other project's repository
+    code = tmp_path / "project" / ".venv" / "lib" / "prunekit"
+    code.mkdir(parents=True)
+    git(tmp_path / "project", "init", "-q")
+    git(tmp_path / "project", "commit", "-qm", "empty", "--allow-empty")
+    monkeypatch.setattr(environment, "_CODE", code.resolve())
+    assert code_version()["commit"] is None and code_version()["code_modified"] is None
+    plain = tmp_path / "site-packages" / "prunekit"  # installed from a wheel, no repository at all
+    plain.mkdir(parents=True)
+    monkeypatch.setattr(environment, "_CODE", plain.resolve())
+    assert code_version()["commit"] is None and code_version()["prunekit"]
+
+
+def test_bf16_support_is_read_from_x86_flags_or_arm_features():
+    x86 = "processor\t: 0\nmodel name\t: AMD EPYC 9B14\nflags\t\t: fpu sse2 avx512f avx512_bf16\n"
+    assert parse_cpuinfo(x86) == ("AMD EPYC 9B14", True)
+    assert parse_cpuinfo(x86.replace(" avx512_bf16", ""))[1] is False
+    arm = "processor\t: 0\nBogoMIPS\t: 2000.00\nFeatures\t: fp asimd sve bf16 i8mm\nCPU part\t: 0xd4f\n"
+    assert parse_cpuinfo(arm)[1] is True
+    assert parse_cpuinfo("processor\t: 0\n")[1] is None  # neither list: unknown, not "no"
