@@ -46,7 +46,7 @@ def _cpu() -> tuple[str, bool | None]:
     try:
         return parse_cpuinfo(Path("/proc/cpuinfo").read_text())
     except OSError:
-        return platform.processor() or platform.machine(), None
+        return parse_cpuinfo("")
 
 
 def parse_cpuinfo(info: str) -> tuple[str, bool | None]:

@@ -88,8 +88,9 @@ def test_each_start_and_resume_records_its_code_libraries_and_hardware(tmp_path)
         assert s["torch"] == torch.__version__ and s["python"] == platform.python_version()
         assert s["device"] == "cpu" and s["threads"] == torch.get_num_threads() and s["prunekit"]
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True) if shutil.which("git") else None
-    if head is not None and head.returncode == 0:  # a checkout: the commit of the code that trained, and whether it was edited
+    head = (subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True)
+            if shutil.which("git") else None)
+    if head is not None and head.returncode == 0:  # a checkout: the commit that trained, and whether it was edited
         assert sessions[0]["commit"] == head.stdout.strip() and isinstance(sessions[0]["code_modified"], bool)
     start_run(resolve(values), resume=True)  # finished: nothing trains, no session recorded
     assert len((tmp_path / "r" / "sessions.jsonl").read_text().splitlines()) == 2

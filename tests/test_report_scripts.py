@@ -92,7 +92,8 @@ def test_a_drop_cost_that_rounds_to_zero_prints_without_a_sign(tmp_path, scripts
     # the drop after epoch 1 gains 0.04 points in its first epoch: a cost of -0.04, which rounds to 0.0
     run = write_run(tmp_path / "c" / "repr_ranker=l1_seed0", [0.6004, 0.6008, 0.6], [drop(1, {"conv1": [0]})])
     assert drop_analysis.summary([run.path]).splitlines()[-1].split(" | ")[6] == "0.0"
-    row = next(r for r in criteria_table.table(tmp_path / "p", tmp_path / "c", [0]).splitlines() if r.startswith("| weight magnitude"))
+    rows = criteria_table.table(tmp_path / "p", tmp_path / "c", [0]).splitlines()
+    row = next(r for r in rows if r.startswith("| weight magnitude"))
     assert row.endswith("| 0.0 |")
 
 
