@@ -23,7 +23,7 @@ from .errors import PrunekitError, first_line
 from .groups import GroupSet, build_groups
 from .interfaces import Drop, RankContext, Ranker, ReinitContext, Reinitializer, Restore, Schedule
 from .masks import FilterMasks, clear_optimizer_state
-from .environment import describe
+from .environment import changes, describe
 from .records import EVENTS, FORK, METRICS, SESSIONS, RunDir
 
 
@@ -36,6 +36,7 @@ class Callbacks:
     def event(self, record: dict) -> None: ...
     def epoch_end(self, record: dict) -> None: ...
     def run_end(self, summary: dict) -> None: ...
+    def warning(self, message: str) -> None: ...
 
 
 def resolve_device(name: str) -> torch.device:
@@ -283,9 +284,20 @@ class Run:
             seen += len(yb)
         return total_loss / seen, correct / seen
 
+    def record_session(self) -> None:
+        """Append this session to sessions.jsonl; warn when it differs from the one that trained the epochs
+        before it (the run's numbers then come from two setups)."""
+        now = {"from_epoch": self.epoch, **describe(self.device)}
+        earlier = self.dir.read_jsonl(SESSIONS) if self.epoch > 0 else []
+        if earlier and (diffs := changes(earlier[-1], now)):
+            trained = f"epochs {earlier[-1]['from_epoch'] + 1}-{self.epoch}"
+            self.cb.warning(f"{trained} were trained under another setup ({'; '.join(diffs)}); "
+                            f"the run's numbers mix both (each session is in {SESSIONS})")
+        self.dir.append(SESSIONS, now)
+
     def run(self) -> dict:
         if self.epoch < self.cfg.epochs:  # a finished run resumed trains nothing: no session to record
-            self.dir.append(SESSIONS, {"from_epoch": self.epoch, **describe(self.device)})
+            self.record_session()
         self.cb.run_start(self)
         while self.epoch < self.cfg.epochs:
             epoch = self.epoch

@@ -68,3 +68,18 @@ def describe(device: torch.device) -> dict:
     if device.type == "cuda":
         record["gpu"] = torch.cuda.get_device_name(device)
     return record
+
+
+def changes(before: dict, now: dict) -> list[str]:
+    """What differs between two session records in ways that can move a run's numbers (code, libraries,
+    hardware); empty when nothing that matters changed. Timing-only fields (threads, time) are ignored."""
+    found = []
+    if before.get("commit") and now.get("commit") and before["commit"] != now["commit"]:
+        found.append(f"commit {before['commit'][:7]} -> {now['commit'][:7]}")
+    if now.get("code_modified"):
+        found.append("prunekit's code has uncommitted changes")
+    for key, label in (("prunekit", "prunekit"), ("torch", "torch"), ("device", "device"), ("gpu", "GPU"),
+                       ("cpu", "CPU")):
+        if before.get(key) != now.get(key):
+            found.append(f"{label} {before.get(key) or 'none'} -> {now.get(key) or 'none'}")
+    return found

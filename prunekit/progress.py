@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .engine import Callbacks
@@ -34,6 +35,9 @@ class RichProgress(Callbacks):
                          f"{len(run.groups)} filter groups, device {run.device}, {self.cfg.precision}"
                          + (f"; stem: {run.model.prunekit_stem}" if hasattr(run.model, "prunekit_stem") else "")
                          + (f"; excluded: {'; '.join(run.groups.excluded)}" if run.groups.excluded else ""))
+
+    def warning(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)
 
     def epoch_start(self, epoch: int, batches: int) -> None:
         self._loss = self._acc = 0.0

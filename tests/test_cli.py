@@ -376,3 +376,18 @@ def test_a_file_where_a_run_folder_must_go_is_one_line_and_stays(tmp_path, capsy
         assert code == 2 and message in err.replace("\n", " ") and "Traceback" not in err, (argv, err)
         assert (tmp_path / "taken").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_resume_under_another_setup_warns_and_names_what_changed(tmp_path, capsys):
+    values = {"method": "standard", "dataset": "synthetic", "model": "c2_8", "epochs": 2, "out": str(tmp_path),
+              "name": "r", "batch_size": 64}
+    with pytest.raises(KeyboardInterrupt):
+        start_run(resolve(values), callbacks=StopAfter(1))
+    path = tmp_path / "r" / "sessions.jsonl"
+    first = json.loads(path.read_text())
+    path.write_text(json.dumps({**first, "torch": "1.0.0", "device": "cuda:0"}) + "\n")
+    code, _, err = run_cli(["run", "--resume", str(tmp_path / "r"), "--quiet"], capsys)
+    assert code == 0
+    assert "warning:" in err and "epochs 1-1 were trained under another setup" in err
+    assert f"torch 1.0.0 -> {torch.__version__}" in err and "device cuda:0 -> cpu" in err
+    assert [json.loads(x)["torch"] for x in path.read_text().splitlines()] == ["1.0.0", torch.__version__]

@@ -52,3 +52,14 @@ def test_bf16_support_is_read_from_x86_flags_or_arm_features():
     arm = "processor\t: 0\nBogoMIPS\t: 2000.00\nFeatures\t: fp asimd sve bf16 i8mm\nCPU part\t: 0xd4f\n"
     assert parse_cpuinfo(arm)[1] is True
     assert parse_cpuinfo("processor\t: 0\n")[1] is None  # neither list: unknown, not "no"
+
+
+def test_changes_name_what_can_move_a_runs_numbers_and_ignore_timing():
+    before = {"from_epoch": 0, "prunekit": "0.1.0", "commit": "a" * 40, "code_modified": False, "torch": "2.14.1",
+              "device": "cpu", "cpu": "AMD EPYC", "threads": 2, "time": "2026-12-01T00:00:00Z"}
+    assert environment.changes(before, {**before, "from_epoch": 5, "threads": 1, "time": "later"}) == []
+    assert environment.changes(before, {**before, "commit": "b" * 40}) == ["commit aaaaaaa -> bbbbbbb"]
+    assert environment.changes(before, {**before, "code_modified": True}) == ["prunekit's code has uncommitted changes"]
+    assert environment.changes(before, {**before, "commit": None}) == []  # a wheel install: no commit to compare
+    assert environment.changes(before, {**before, "device": "cuda:0", "gpu": "H200"}) == [
+        "device cpu -> cuda:0", "GPU none -> H200"]
