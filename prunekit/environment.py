@@ -76,8 +76,9 @@ def changes(before: dict, now: dict) -> list[str]:
     found = []
     if before.get("commit") and now.get("commit") and before["commit"] != now["commit"]:
         found.append(f"commit {before['commit'][:7]} -> {now['commit'][:7]}")
-    if now.get("code_modified"):
-        found.append("prunekit's code has uncommitted changes")
+    edited = [when for when, record in (("then", before), ("now", now)) if record.get("code_modified")]
+    if edited:  # the edits themselves are not recorded: whether the two sessions ran the same code is unknown
+        found.append(f"uncommitted changes to prunekit's code {' and '.join(edited)}")
     for key, label in (("prunekit", "prunekit"), ("torch", "torch"), ("device", "device"), ("gpu", "GPU"),
                        ("cpu", "CPU")):
         if before.get(key) != now.get(key):

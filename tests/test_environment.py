@@ -59,7 +59,10 @@ def test_changes_name_what_can_move_a_runs_numbers_and_ignore_timing():
               "device": "cpu", "cpu": "AMD EPYC", "threads": 2, "time": "2026-12-01T00:00:00Z"}
     assert environment.changes(before, {**before, "from_epoch": 5, "threads": 1, "time": "later"}) == []
     assert environment.changes(before, {**before, "commit": "b" * 40}) == ["commit aaaaaaa -> bbbbbbb"]
-    assert environment.changes(before, {**before, "code_modified": True}) == ["prunekit's code has uncommitted changes"]
+    assert environment.changes(before, {**before, "code_modified": True}) == [
+        "uncommitted changes to prunekit's code now"]
+    assert environment.changes({**before, "code_modified": True}, before) == [
+        "uncommitted changes to prunekit's code then"]
     assert environment.changes(before, {**before, "commit": None}) == []  # a wheel install: no commit to compare
     assert environment.changes(before, {**before, "device": "cuda:0", "gpu": "H200"}) == [
         "device cpu -> cuda:0", "GPU none -> H200"]
