@@ -66,3 +66,6 @@ def test_changes_name_what_can_move_a_runs_numbers_and_ignore_timing():
     assert environment.changes(before, {**before, "commit": None}) == []  # a wheel install: no commit to compare
     assert environment.changes(before, {**before, "device": "cuda:0", "gpu": "H200"}) == [
         "device cpu -> cuda:0", "GPU none -> H200"]
+    on_gpu = {**before, "device": "cuda:0", "gpu": "H200"}
+    assert environment.changes(on_gpu, {**on_gpu, "cpu": "Intel Xeon"}) == []  # the host of a GPU run is not the math
+    assert environment.changes(before, {**before, "cpu": "Intel Xeon"}) == ["CPU AMD EPYC -> Intel Xeon"]
