@@ -79,11 +79,10 @@ def changes(before: dict, now: dict) -> list[str]:
     edited = [when for when, record in (("then", before), ("now", now)) if record.get("code_modified")]
     if edited:  # the edits themselves are not recorded: whether the two sessions ran the same code is unknown
         found.append(f"uncommitted changes to prunekit's code {' and '.join(edited)}")
-    on_cpu = any(str(record.get("device", "cpu")).startswith("cpu") for record in (before, now))
-    for key, label in (("prunekit", "prunekit"), ("torch", "torch"), ("device", "device"), ("gpu", "GPU"),
-                       ("cpu", "CPU")):
-        if key == "cpu" and not on_cpu:  # both sessions trained on a GPU: the host CPU does no arithmetic that counts
-            continue
+    compared = [("prunekit", "prunekit"), ("torch", "torch"), ("device", "device"), ("gpu", "GPU")]
+    if any(str(record.get("device", "cpu")).startswith("cpu") for record in (before, now)):
+        compared.append(("cpu", "CPU"))  # the CPU model counts only where a session did its arithmetic on it
+    for key, label in compared:
         if before.get(key) != now.get(key):
             found.append(f"{label} {before.get(key) or 'none'} -> {now.get(key) or 'none'}")
     return found
