@@ -535,6 +535,45 @@ def test_only_a_leader_is_restarted_to_share_the_cores_with_the_job_that_waited_
     assert "No space left on device" in console.file.getvalue()
 
 
+def test_a_cell_with_the_fewest_epochs_left_starts_first(tmp_path, monkeypatch):
+    """One slot: the cell resumed at epoch 3 of 4 runs before the fresh ones, which keep grid order; a
+    follower whose leader is under way is not startable and does not jump the queue."""
+    import io
+
+    from rich.console import Console
+
+    import prunekit.workers as workers
+
+    monkeypatch.setattr(workers, "POLL_SECONDS", 0)
+    started = []
+
+    class EndsAtOnce:
+        def __init__(self, job):
+            self.job = job
+
+        def poll(self):
+            self.job.run_dir.file("summary.json").write_text("{}")
+            return 0
+
+    def fake_start(job, threads, location):
+        job.threads, job.process = threads, EndsAtOnce(job)
+        started.append(job.name)
+
+    monkeypatch.setattr(workers, "_start", fake_start)
+
+    def job(name, done=0, leader=None):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / METRICS).write_text("".join(json.dumps({"epoch": e}) + "\n" for e in range(1, done + 1)))
+        return workers.Job(name, RunDir(tmp_path / name), 4, tmp_path / f"{name}.log", lambda: "starts",
+                           leader=leader)
+
+    jobs = [job("fresh_a"), job("half", done=2), job("follower", leader="fresh_b"), job("fresh_b"),
+            job("nearly", done=3)]
+    failed = workers.run_jobs(jobs, 1, 1, [], Console(file=io.StringIO()), quiet=True)
+    assert failed == []
+    assert started == ["nearly", "half", "fresh_a", "fresh_b", "follower"]
+
+
 def test_asked_twice_to_stop_the_workers_are_killed_at_once():
     import signal
 
