@@ -233,6 +233,18 @@ def leaders_first(cells: list[Cell], leaders: dict[str, str]) -> list[int]:
     return order
 
 
+def start_key(epochs: int, done: int) -> tuple[int, int]:
+    """Sort key for the cells of a grid: cells under way first, the fewest epochs left first, so that a grid
+    stopped again ends with as many finished cells as it can; fresh cells keep their order (sorts are stable)."""
+    return (0, epochs - done) if done else (1, 0)
+
+
+def start_order(out: Path, cells: list[Cell], configs: list[RunConfig], leaders: dict[str, str]) -> list[int]:
+    """The order one cell at a time runs in: ``leaders_first``, with the cells under way moved ahead."""
+    return sorted(leaders_first(cells, leaders),
+                  key=lambda i: start_key(configs[i].epochs, len(RunDir(out / cells[i].name).read_jsonl(METRICS))))
+
+
 def cell_state(out: Path, cell: Cell) -> str:
     rd = RunDir(out / cell.name)
     if rd.finished:

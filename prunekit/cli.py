@@ -251,7 +251,7 @@ def _bench_in_process(out_dir, cells, configs, share_warmup, threads, quiet) -> 
 
         torch.set_num_threads(threads)
     leaders = grid_mod.warmup_leaders(out_dir, cells, configs) if share_warmup else {}
-    for i, k in enumerate(grid_mod.leaders_first(cells, leaders), 1):
+    for i, k in enumerate(grid_mod.start_order(out_dir, cells, configs, leaders), 1):
         cell, cfg = cells[k], configs[k]
         if grid_mod.cell_state(out_dir, cell) == "done":
             console.log(f"[bold]cell {i}/{len(cells)}[/bold] {cell.name}: done")

@@ -6,9 +6,7 @@ stopped leaves a run that the next ``prunekit bench`` picks up at its last
 finished epoch. Each worker gets
 ``threads`` CPU threads and appends its output to ``<grid>/<cell>.log``.
 
-Of the jobs that may start, the one with the fewest epochs left goes first (grid
-order on ties), so that a grid stopped again ends with as many finished cells
-as it can: a resumed cell runs before fresh ones.
+Of the jobs that may start, those under way go first (``start_key``).
 
 A job with a ``leader`` waits until that job has kept its warm-up (or ended), so
 that it starts from the warm-up rather than computing the same epochs beside it;
@@ -30,6 +28,7 @@ from typing import Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .bench import start_key
 from .errors import PrunekitError
 from .records import METRICS, RunDir
 
@@ -131,7 +130,7 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list
                     startable = [j for j in waiting if _leader_settled(j, waiting + running)]
                     if not startable:
                         break
-                    job = min(startable, key=lambda j: j.epochs - j.done_epochs)  # nearest its end: grid order on ties
+                    job = min(startable, key=lambda j: start_key(j.epochs, j.done_epochs))
                     waiting.remove(job)
                     n_threads = threads or default_threads(parallel, len(startable) + len(running))
                     try:

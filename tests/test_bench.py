@@ -482,6 +482,25 @@ def test_unfinished_runs_get_their_own_row_and_are_never_averaged_with_finished_
     assert float(rows["standard (in progress)"]["final_test_acc_mean"]) == pytest.approx(json.loads(lines[0])["test_acc"])
 
 
+def test_one_cell_at_a_time_resumes_the_cells_under_way_first_and_fresh_ones_keep_grid_order(tmp_path):
+    from prunekit import bench as grid_mod
+
+    out = tmp_path / "grid"
+    cells = grid_mod.grid(["standard", "repr"], grid_mod.parse_grid_sets([]), [0, 1])
+    base = {"dataset": "synthetic", "model": "c2_8", "epochs": 6, "s1": 2, "s2": 1}
+    configs = grid_mod.cell_configs(cells, base, out)
+    leaders = grid_mod.warmup_leaders(out, cells, configs)
+
+    def order():
+        return [cells[i].name for i in grid_mod.start_order(out, cells, configs, leaders)]
+
+    assert order() == ["repr_seed0", "standard_seed0", "repr_seed1", "standard_seed1"]
+    for name, done in (("repr_seed1", 1), ("standard_seed1", 4)):
+        (out / name).mkdir(parents=True)
+        (out / name / METRICS).write_text("".join(json.dumps({"epoch": e}) + "\n" for e in range(1, done + 1)))
+    assert order() == ["standard_seed1", "repr_seed1", "repr_seed0", "standard_seed0"]
+
+
 def test_only_a_leader_is_restarted_to_share_the_cores_with_the_job_that_waited_for_it(tmp_path, monkeypatch):
     """Cores 6, 3 jobs: A and D start with 3 threads while X waits for A's warm-up; when X starts with 2,
     A (just past its warm-up) restarts with 2, D (mid-epoch, nobody's leader) keeps running."""
