@@ -6,7 +6,8 @@ stopped leaves a run that the next ``prunekit bench`` picks up at its last
 finished epoch. Each worker gets
 ``threads`` CPU threads and appends its output to ``<grid>/<cell>.log``.
 
-Of the jobs that may start, those under way go first (``start_key``).
+Of the jobs that may start, those under way go first, the fewest epochs left
+first (``bench.start_key``); fresh ones keep their order.
 
 A job with a ``leader`` waits until that job has kept its warm-up (or ended), so
 that it starts from the warm-up rather than computing the same epochs beside it;

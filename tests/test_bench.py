@@ -489,16 +489,20 @@ def test_one_cell_at_a_time_resumes_the_cells_under_way_first_and_fresh_ones_kee
     cells = grid_mod.grid(["standard", "repr"], grid_mod.parse_grid_sets([]), [0, 1])
     base = {"dataset": "synthetic", "model": "c2_8", "epochs": 6, "s1": 2, "s2": 1}
     configs = grid_mod.cell_configs(cells, base, out)
-    leaders = grid_mod.warmup_leaders(out, cells, configs)
 
     def order():
+        leaders = grid_mod.warmup_leaders(out, cells, configs)
         return [cells[i].name for i in grid_mod.start_order(out, cells, configs, leaders)]
 
     assert order() == ["repr_seed0", "standard_seed0", "repr_seed1", "standard_seed1"]
-    for name, done in (("repr_seed1", 1), ("standard_seed1", 4)):
+    # standard_seed0 ran 4 of 6 epochs from scratch; repr_seed1 ran 1, short of its warm-up (epoch 2),
+    # which standard_seed1 still waits for
+    for name, done in (("standard_seed0", 4), ("repr_seed1", 1)):
+        k = [c.name for c in cells].index(name)
         (out / name).mkdir(parents=True)
+        (out / name / "config.json").write_text(json.dumps(configs[k].to_dict()))
         (out / name / METRICS).write_text("".join(json.dumps({"epoch": e}) + "\n" for e in range(1, done + 1)))
-    assert order() == ["standard_seed1", "repr_seed1", "repr_seed0", "standard_seed0"]
+    assert order() == ["standard_seed0", "repr_seed1", "repr_seed0", "standard_seed1"]
 
 
 def test_only_a_leader_is_restarted_to_share_the_cores_with_the_job_that_waited_for_it(tmp_path, monkeypatch):
@@ -555,8 +559,8 @@ def test_only_a_leader_is_restarted_to_share_the_cores_with_the_job_that_waited_
 
 
 def test_a_cell_with_the_fewest_epochs_left_starts_first(tmp_path, monkeypatch):
-    """One slot: the cell resumed at epoch 3 of 4 runs before the fresh ones, which keep grid order; a
-    follower whose leader is under way is not startable and does not jump the queue."""
+    """One slot: the cells under way run first, the nearest its end first; the fresh ones keep grid order,
+    and a follower waits until its leader has ended (it keeps no warm-up here)."""
     import io
 
     from rich.console import Console
