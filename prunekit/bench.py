@@ -177,7 +177,7 @@ def ready_cell(out: Path, cell: Cell, cfg, cells: list[Cell], share_warmup: bool
 
     rd = RunDir(out / cell.name)
     if rd.file("config.json").exists():
-        return f"resumes after epoch {len(rd.read_jsonl(METRICS))}"
+        return f"resumes after epoch {rd.epochs_done()}"
     if share_warmup:
         found = warmup.find_source(cfg, [out / c.name for c in cells if c.seed == cell.seed and c != cell])
         if found:
@@ -211,7 +211,7 @@ def warmup_leaders(out: Path, cells: list[Cell], configs: list) -> dict[str, str
             if firsts[i] is not None and (first > firsts[i] or j > i):
                 continue
             rd = RunDir(out / other.name)
-            if rd.finished or len(rd.read_jsonl(METRICS)) > first:  # past its first event: it keeps none now
+            if rd.finished or rd.epochs_done() > first:  # past its first event: it keeps none now
                 continue
             if best is None or first > firsts[best]:
                 best = j
@@ -242,7 +242,7 @@ def start_key(epochs: int, done: int) -> tuple[int, int]:
 def start_order(out: Path, cells: list[Cell], configs: list[RunConfig], leaders: dict[str, str]) -> list[int]:
     """The order one cell at a time runs in: ``leaders_first``, with the cells under way moved ahead."""
     return sorted(leaders_first(cells, leaders),
-                  key=lambda i: start_key(configs[i].epochs, len(RunDir(out / cells[i].name).read_jsonl(METRICS))))
+                  key=lambda i: start_key(configs[i].epochs, RunDir(out / cells[i].name).epochs_done()))
 
 
 def cell_state(out: Path, cell: Cell) -> str:

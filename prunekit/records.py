@@ -64,6 +64,10 @@ class RunDir:
     def finished(self) -> bool:
         return self.file(SUMMARY).exists()
 
+    def epochs_done(self) -> int:
+        """Epochs recorded so far (one metrics line each)."""
+        return len(self.read_jsonl(METRICS))
+
     def has_files(self) -> bool:
         if self.path.exists() and not self.path.is_dir():
             raise PrunekitError(f"{self.path} is a file, not a run directory; choose another --name or --out "

@@ -31,7 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .bench import start_key
 from .errors import PrunekitError
-from .records import METRICS, RunDir
+from .records import RunDir
 
 POLL_SECONDS = 2.0
 BENCH_PID = "PRUNEKIT_BENCH_PID"  # in a worker's environment: the bench process it works for
@@ -92,10 +92,6 @@ def stop_with_bench() -> None:
         raise PrunekitError("the `prunekit bench` that started this worker has ended; rerun it to resume the grid")
 
 
-def _epochs_done(job: Job) -> int:
-    return len(job.run_dir.read_jsonl(METRICS))
-
-
 def _failure(job: Job, code: int) -> str:
     """Why a worker failed: the last line it logged, or the signal that ended it."""
     with open(job.log, errors="replace") as f:
@@ -123,7 +119,7 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list
     try:
         with progress:
             for job in jobs:
-                job.done_epochs = _epochs_done(job)
+                job.done_epochs = job.run_dir.epochs_done()
             total = progress.add_task("grid epochs", total=sum(j.epochs for j in jobs),
                                       completed=sum(j.done_epochs for j in jobs), info="")
             while waiting or running:
@@ -136,7 +132,7 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list
                     n_threads = threads or default_threads(parallel, len(startable) + len(running))
                     try:
                         how = job.ready()
-                        job.done_epochs = _epochs_done(job)
+                        job.done_epochs = job.run_dir.epochs_done()
                     except (PrunekitError, OSError) as exc:  # e.g. a disk that is full: this cell fails, not the grid
                         failed.append(job.name)
                         console.log(f"[red]failed[/red] {job.name}: {exc}")
@@ -147,7 +143,7 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list
                             if other.run_dir.finished:  # it ended on its own meanwhile: the poll below sees it
                                 continue
                             _start(other, n_threads, location)
-                            console.log(f"{other.name}: resumes after epoch {_epochs_done(other)} to share the "
+                            console.log(f"{other.name}: resumes after epoch {other.run_dir.epochs_done()} to share the "
                                         f"cores with {job.name} (threads {n_threads})")
                     running.append(job)
                     _start(job, n_threads, location)
@@ -156,7 +152,7 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list
                 time.sleep(POLL_SECONDS)
                 for job in list(running):
                     code = job.process.poll()  # before reading: an ended worker's records are complete
-                    job.done_epochs = _epochs_done(job)
+                    job.done_epochs = job.run_dir.epochs_done()
                     progress.update(job.task, completed=job.done_epochs)
                     if code is None:
                         continue

@@ -482,6 +482,11 @@ def test_unfinished_runs_get_their_own_row_and_are_never_averaged_with_finished_
     assert float(rows["standard (in progress)"]["final_test_acc_mean"]) == pytest.approx(json.loads(lines[0])["test_acc"])
 
 
+def record_epochs(folder, done):
+    """A run's metrics records for epochs 1..done, as a run under way leaves them."""
+    (folder / METRICS).write_text("".join(json.dumps({"epoch": e}) + "\n" for e in range(1, done + 1)))
+
+
 def test_one_cell_at_a_time_resumes_the_cells_under_way_first_and_fresh_ones_keep_grid_order(tmp_path):
     from prunekit import bench as grid_mod
 
@@ -501,7 +506,7 @@ def test_one_cell_at_a_time_resumes_the_cells_under_way_first_and_fresh_ones_kee
         k = [c.name for c in cells].index(name)
         (out / name).mkdir(parents=True)
         (out / name / "config.json").write_text(json.dumps(configs[k].to_dict()))
-        (out / name / METRICS).write_text("".join(json.dumps({"epoch": e}) + "\n" for e in range(1, done + 1)))
+        record_epochs(out / name, done)
     assert order() == ["standard_seed0", "repr_seed1", "repr_seed0", "standard_seed1"]
 
 
@@ -586,7 +591,7 @@ def test_a_cell_with_the_fewest_epochs_left_starts_first(tmp_path, monkeypatch):
 
     def job(name, done=0, leader=None):
         (tmp_path / name).mkdir()
-        (tmp_path / name / METRICS).write_text("".join(json.dumps({"epoch": e}) + "\n" for e in range(1, done + 1)))
+        record_epochs(tmp_path / name, done)
         return workers.Job(name, RunDir(tmp_path / name), 4, tmp_path / f"{name}.log", lambda: "starts",
                            leader=leader)
 
