@@ -182,7 +182,7 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
     if table_only and all(grid_mod.cell_state(out_dir, c) == "new" for c in cells):
         raise PrunekitError(f"no run of this grid in {out_dir} yet, so no table to build; run without --table-only first")
     if not table_only:  # a grid that cannot run leaves no folder behind
-        from .engine import resolve_device
+        from .device import resolve_device
 
         resolve_device(configs[0].device)
     spec = grid_mod.check_spec(out_dir, {"base": given, "methods": method_list, "sets": option_sets, "seeds": seed_list})

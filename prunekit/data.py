@@ -254,8 +254,9 @@ class Batches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.x)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        order = order.to(self.device)  # one copy an epoch: a copy from pageable memory waits for the GPU
         for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size].to(self.device)
+            idx = order[start:start + self.batch_size]
             xb = self.x[idx]
             if self.augment:
                 xb = self._augment(xb)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from . import registry
 from .config import RunConfig
 from .data import Batches, ImageData, data_dir
+from .device import configure_cuda, resolve_device
 from .errors import PrunekitError, first_line
 from .groups import GroupSet, build_groups
 from .interfaces import Drop, RankContext, Ranker, ReinitContext, Reinitializer, Restore, Schedule
@@ -37,14 +38,6 @@ class Callbacks:
     def epoch_end(self, record: dict) -> None: ...
     def run_end(self, summary: dict) -> None: ...
     def warning(self, message: str) -> None: ...
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise PrunekitError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    return torch.device(name)
 
 
 def load_data(cfg: RunConfig) -> ImageData:
@@ -98,6 +91,8 @@ class Run:
         self.dir = run_dir
         self.cb = callbacks or Callbacks()
         self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda":
+            configure_cuda()
         self.data = data if data is not None else load_data(cfg)
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg, self.data)
@@ -145,7 +140,7 @@ class Run:
             "masks": self.masks.state_dict(),
             "data_gen": self.data_gen.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -157,8 +152,9 @@ class Run:
             self.masks.load_state_dict(state["masks"])
             self.data_gen.set_state(state["data_gen"])
             torch.set_rng_state(state["torch_rng"])
-            if self.device.type == "cuda" and state.get("cuda_rng"):
-                torch.cuda.set_rng_state_all(state["cuda_rng"])
+            if self.device.type == "cuda" and isinstance(state.get("cuda_rng"), torch.Tensor):
+                torch.cuda.set_rng_state(state["cuda_rng"], self.device)  # this run's GPU only: the machine
+                # that resumes it may see fewer GPUs
             self.epoch, self.best_acc, self.elapsed = int(state["epoch"]), float(state["best_acc"]), float(state["elapsed"])
         except (KeyError, RuntimeError, ValueError) as exc:
             raise PrunekitError(f"checkpoint in {self.dir.path} does not match this run's config ({first_line(exc)}); "
@@ -223,6 +219,8 @@ class Run:
             if ret.any():
                 clear_optimizer_state(self.optimizer, self.model, group.slices, ret)
         self.masks.release()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # the time below covers the re-init kernels still queued
         return {
             "epoch": epoch, "event": "restore", "seconds": time.perf_counter() - t0,
             "restored": {g.name: r.nonzero().flatten().tolist() for g, r in zip(self.groups, returning)},
@@ -267,10 +265,11 @@ class Run:
             correct += batch_correct
             seen += n
             self.cb.batch_end(loss.detach(), batch_correct / n)
+        loss_sum = float(total_loss)  # waits for the device (CUDA runs ahead), so the time covers all the work
         seconds = time.perf_counter() - t0
-        if not math.isfinite(float(total_loss)):
+        if not math.isfinite(loss_sum):
             raise PrunekitError("training diverged (loss is not finite); lower --lr or use --precision fp32")
-        return EpochStats(float(total_loss) / seen, float(correct) / seen, seen, seconds)
+        return EpochStats(loss_sum / seen, float(correct) / seen, seen, seconds)
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:

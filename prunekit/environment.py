@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
+from .device import cuda_settings
 
 _CODE = Path(__file__).resolve().parent
 
@@ -67,6 +68,7 @@ def describe(device: torch.device) -> dict:
               "cpu": cpu, "cpu_bf16": bf16, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if device.type == "cuda":
         record["gpu"] = torch.cuda.get_device_name(device)
+        record.update(cuda_settings())
     return record
 
 

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from .config import RunConfig, as_resolved_now
+from .device import resolve_device
 from .records import (CHECKPOINT, FORK, LOCATION_KEYS, LOCK, METRICS, SESSIONS, WARMUP, RunDir,
                       atomic_write_text)
 
@@ -37,8 +38,6 @@ def training_settings(config: dict) -> dict:
 
 def find_source(cfg: RunConfig, candidates: list[Path]) -> tuple[RunDir, int] | None:
     """The candidate run with the latest warm-up state that ``cfg`` can start from."""
-    from .engine import resolve_device
-
     own_first = first_event_epoch(cfg)
     wanted = training_settings(cfg.to_dict())
     device = resolve_device(cfg.device).type

@@ -3,8 +3,10 @@ import shutil
 import subprocess
 
 import pytest
+import torch
 
 from prunekit import environment
+from prunekit.device import configure_cuda
 from prunekit.environment import code_version, parse_cpuinfo
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -69,3 +71,24 @@ def test_changes_name_what_can_move_a_runs_numbers_and_ignore_timing():
     on_gpu = {**before, "device": "cuda:0", "gpu": "H200"}
     assert environment.changes(on_gpu, {**on_gpu, "cpu": "Intel Xeon"}) == []  # the host of a GPU run is not the math
     assert environment.changes(before, {**before, "cpu": "Intel Xeon"}) == ["CPU AMD EPYC -> Intel Xeon"]
+
+
+@pytest.fixture
+def cuda_flags_restored():
+    """configure_cuda sets process-wide flags (it needs no GPU to set them); put them back for other tests."""
+    flags = [(torch.backends.cudnn.conv, "fp32_precision"), (torch.backends.cudnn.rnn, "fp32_precision"),
+             (torch.backends.cuda.matmul, "fp32_precision"), (torch.backends.cudnn, "deterministic"),
+             (torch.backends.cudnn, "benchmark")]
+    saved = [getattr(owner, name) for owner, name in flags]
+    yield
+    for (owner, name), value in zip(flags, saved):
+        setattr(owner, name, value)
+
+
+def test_cuda_fp32_is_ieee_not_tf32_and_cudnn_is_deterministic(cuda_flags_restored):
+    torch.backends.cudnn.conv.fp32_precision = "tf32"  # PyTorch's default for cuDNN convolutions
+    torch.backends.cudnn.deterministic = False
+    settings = configure_cuda()
+    assert torch.backends.cudnn.conv.fp32_precision == "ieee" and torch.backends.cuda.matmul.fp32_precision == "ieee"
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert settings == {"cudnn_conv_fp32": "ieee", "matmul_fp32": "ieee", "cudnn_deterministic": True}
