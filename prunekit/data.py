@@ -254,22 +254,32 @@ class Batches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.x)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        order = order.to(self.device)  # one copy an epoch: a copy from pageable memory waits for the GPU
-        for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size]
+        starts = range(0, n, self.batch_size)
+        if self.augment:  # drawn batch by batch, in the order a run always drew them, and copied once: on a
+            # GPU, each copy from pageable memory waits for the work queued before it
+            draws = [self._draw(min(self.batch_size, n - start)) for start in starts]
+            shifts = torch.cat([shift for shift, _ in draws], 1).to(self.device)
+            flips = torch.cat([flip for _, flip in draws]).to(self.device)
+        order = order.to(self.device)
+        for start in starts:
+            span = slice(start, start + self.batch_size)
+            idx = order[span]
             xb = self.x[idx]
             if self.augment:
-                xb = self._augment(xb)
+                xb = self._augment(xb, shifts[:, span], flips[span])
             xb = (xb.float() - self.mean) / self.std
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             yield xb, self.y[idx]
 
-    def _augment(self, xb: torch.Tensor) -> torch.Tensor:
+    def _draw(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch's crop offsets (rows, columns) and flips."""
+        shift = torch.randint(0, 2 * self.pad + 1, (2, b), generator=self.generator)
+        return shift, torch.rand(b, generator=self.generator) < 0.5
+
+    def _augment(self, xb: torch.Tensor, shift: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
         b, c, h, w = xb.shape
         p = self.pad
-        shift = torch.randint(0, 2 * p + 1, (2, b), generator=self.generator).to(self.device)
-        flip = (torch.rand(b, generator=self.generator) < 0.5).to(self.device)
         padded = F.pad(xb, (p, p, p, p))
         rows = (shift[0][:, None] + torch.arange(h, device=self.device))[:, None, :, None]
         cols = torch.arange(w, device=self.device).expand(b, w)

@@ -118,3 +118,24 @@ def test_augmentation_is_a_padded_crop_or_its_mirror():
                                  device=torch.device("cpu"), augment=True, pad=2,
                                  generator=torch.Generator().manual_seed(0))))
     assert torch.equal(out, again)  # same seed, same augmentation
+
+
+def test_an_epochs_random_numbers_come_in_the_order_runs_have_always_drawn_them():
+    """Shuffle, then per batch the crop offsets and the flips: a run resumed by a newer prunekit continues the
+    stream its earlier epochs drew from (the last batch is short)."""
+    n, size, pad = 70, 32, 2
+    x = torch.randint(0, 256, (n, 3, 6, 6), dtype=torch.uint8)
+    b = Batches(x, torch.arange(n), size, (0, 0, 0), (1 / 255,) * 3, device=torch.device("cpu"), shuffle=True,
+                augment=True, pad=pad, generator=torch.Generator().manual_seed(3))
+    got = list(b)
+    gen = torch.Generator().manual_seed(3)
+    order = torch.randperm(n, generator=gen)
+    padded = torch.nn.functional.pad(x, (pad,) * 4).float()
+    for (xb, yb), start in zip(got, range(0, n, size), strict=True):
+        idx = order[start:start + size]
+        shift = torch.randint(0, 2 * pad + 1, (2, len(idx)), generator=gen)
+        flip = torch.rand(len(idx), generator=gen) < 0.5
+        assert torch.equal(yb, idx)
+        for i, j in enumerate(idx.tolist()):
+            window = padded[j, :, shift[0, i]:shift[0, i] + 6, shift[1, i]:shift[1, i] + 6]
+            assert torch.equal(xb[i], window.flip(2) if flip[i] else window)
