@@ -15,6 +15,9 @@
 # run two at a time (JOBS=2): on the 2-core AVX512-BF16 machine an epoch takes ~50 s
 # alone and ~89 s for each of two side by side, 11 % more epochs an hour, and a
 # stopped pair resumes from its last finished epochs.
+# The low-lr pair runs two at a time too: on the AVX2 machine of 2026-12-01 one cell
+# took ~117 s an epoch alone and ~140 s each beside another, 1.7x the epochs an hour
+# (`standard` still waits for `repr`'s epoch-20 warm-up, which runs alone).
 # With a CUDA GPU, benchmarks/c3_32_gpu.sh runs the same regimes there instead.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -28,5 +31,5 @@ SEEDS=0 bash c3_32_augmented.sh
 SEEDS=1 JOBS=2 bash c3_32_criteria.sh
 SEEDS=0,1,2 bash c3_32_paper.sh
 SEEDS=0,1,2 bash c3_32_augmented.sh
-SEEDS=1 JOBS=1 bash c3_32_low_lr.sh
+SEEDS=1 JOBS=2 bash c3_32_low_lr.sh
 SEEDS=0,1,2 JOBS=2 bash c3_32_criteria.sh
