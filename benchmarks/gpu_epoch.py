@@ -19,6 +19,8 @@ import torch
 
 from _results import run_script, write_results
 from prunekit.config import resolve
+from prunekit.device import cuda_settings
+from prunekit.errors import PrunekitError
 from prunekit.engine import start_run
 from prunekit.records import METRICS, RunDir
 
@@ -34,7 +36,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS / "gpu_epoch.json"))
     args = ap.parse_args()
     if not torch.cuda.is_available():
-        raise SystemExit("no CUDA GPU here; this benchmark needs one")
+        raise PrunekitError("no CUDA GPU is visible to torch here; this benchmark times epochs on one: "
+                            "run it on a machine with a GPU (benchmarks/c3_32_gpu.sh runs it first)")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for method in ("standard", "repr"):
@@ -46,7 +49,8 @@ def main() -> None:
             metrics = RunDir(Path(tmp) / method).read_jsonl(METRICS)[1:]  # first epoch includes warm-up
             row = {"method": method, "median_epoch_s": statistics.median(m["seconds"] for m in metrics),
                    "median_train_s": statistics.median(m["train_seconds"] for m in metrics),
-                   "final_test_acc": summary["final_test_acc"], "gpu": torch.cuda.get_device_name()}
+                   "final_test_acc": summary["final_test_acc"], "gpu": torch.cuda.get_device_name(),
+                   **cuda_settings()}
             rows.append(row)
             print(f"{method:8s} {row['median_epoch_s']:.2f} s/epoch (train {row['median_train_s']:.2f} s) on {row['gpu']}")
     write_results("gpu_epoch.py", args, rows)

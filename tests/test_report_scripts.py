@@ -117,6 +117,18 @@ def test_a_benchmark_script_given_a_folder_that_is_not_a_run_says_so_in_one_line
     assert done.stderr.strip() == f"error: {tmp_path} is not a prunekit run (no config.json); give a folder made by `prunekit run`"
 
 
+def test_the_gpu_epoch_benchmark_without_a_gpu_says_so_in_one_line_and_writes_nothing(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "gpu_epoch.json"
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "gpu_epoch.py"), "--epochs", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 2 and not out.exists()
+    assert done.stderr.strip().startswith("error: no CUDA GPU is visible to torch here;") and "Traceback" not in done.stderr
+
+
 def test_drop_report_prints_tiny_scores_in_scientific_notation(tmp_path, scripts):
     _, drop_analysis = scripts
     event = {**drop(1, {"c1": [0]}), "scores": {"c1": [1e-6, 3e-5, 5e-5]}}
