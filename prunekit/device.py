@@ -14,8 +14,8 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def configure_cuda() -> dict:
-    """Make CUDA training do what it says, for the whole process, and return the settings.
+def configure_cuda() -> None:
+    """Make CUDA training do what it says, for the whole process (``cuda_settings`` reads it back).
 
     fp32 means IEEE fp32: PyTorch lets cuDNN convolutions run in TF32 (a 10-bit mantissa) by default, which
     would make every "fp32" GPU figure a TF32 one (bf16 autocast is the fast path, and says so). cuDNN picks
@@ -26,10 +26,10 @@ def configure_cuda() -> dict:
     torch.backends.cuda.matmul.fp32_precision = "ieee"
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
-    return cuda_settings()
 
 
 def cuda_settings() -> dict:
+    """The settings ``configure_cuda`` makes, as recorded with each session."""
     return {"cudnn_conv_fp32": torch.backends.cudnn.conv.fp32_precision,
             "matmul_fp32": torch.backends.cuda.matmul.fp32_precision,
             "cudnn_deterministic": torch.backends.cudnn.deterministic}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from prunekit import environment
-from prunekit.device import configure_cuda
+from prunekit.device import configure_cuda, cuda_settings
 from prunekit.environment import code_version, parse_cpuinfo
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -88,7 +88,7 @@ def cuda_flags_restored():
 def test_cuda_fp32_is_ieee_not_tf32_and_cudnn_is_deterministic(cuda_flags_restored):
     torch.backends.cudnn.conv.fp32_precision = "tf32"  # PyTorch's default for cuDNN convolutions
     torch.backends.cudnn.deterministic = False
-    settings = configure_cuda()
+    configure_cuda()
     assert torch.backends.cudnn.conv.fp32_precision == "ieee" and torch.backends.cuda.matmul.fp32_precision == "ieee"
     assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
-    assert settings == {"cudnn_conv_fp32": "ieee", "matmul_fp32": "ieee", "cudnn_deterministic": True}
+    assert cuda_settings() == {"cudnn_conv_fp32": "ieee", "matmul_fp32": "ieee", "cudnn_deterministic": True}

@@ -1,5 +1,8 @@
 """The figures that benchmarks/criteria_table.py and drop_analysis.py --summary read off run records
 (hand-written records, so every expected figure is known), and the record helpers they share with bench."""
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,9 +111,6 @@ def test_drop_report_scores_compare_kept_with_dropped_filters(tmp_path, scripts)
 
 
 def test_a_benchmark_script_given_a_folder_that_is_not_a_run_says_so_in_one_line(tmp_path):
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, str(BENCHMARKS / "orthogonality_evolution.py"), str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
@@ -118,10 +118,6 @@ def test_a_benchmark_script_given_a_folder_that_is_not_a_run_says_so_in_one_line
 
 
 def test_the_gpu_epoch_benchmark_without_a_gpu_says_so_in_one_line_and_writes_nothing(tmp_path):
-    import os
-    import subprocess
-    import sys
-
     out = tmp_path / "gpu_epoch.json"
     done = subprocess.run([sys.executable, str(BENCHMARKS / "gpu_epoch.py"), "--epochs", "2", "--out", str(out)],
                           capture_output=True, text=True, timeout=120, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
