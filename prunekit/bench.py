@@ -391,3 +391,13 @@ def write_tables(out: Path) -> tuple[Path, Path, list[dict]]:
     atomic_write_text(markdown(rows), md)
     atomic_write_text(csv_text(rows), cs)
     return md, cs, rows
+
+
+def write_compression(out: Path) -> list[Path]:
+    """The compression table and plot of a grid whose cells prune permanently (none otherwise)."""
+    from . import compression_report
+
+    spec = _read_spec(out / SPEC)
+    rows = compression_report.rows_for_grid(
+        out, spec, lambda m, o, s: Cell(m, o, s).name if s is not None else Cell(m, o, 0).label)
+    return compression_report.write(out, rows) if rows else []

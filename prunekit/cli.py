@@ -44,6 +44,15 @@ RUN_OPTIONS = [
                  "apoz, gradient, taylor, hessian) add a few forward/backward passes per event; oracle adds one loss evaluation "
                  "per filter: 10–30 s per event on c3_32 on one CPU thread, days on a ResNet-50."),
     click.option("--reinit", "reinitializer", help="Override the method's reinitializer."),
+    click.option("--schedule", help="Override the method's schedule, e.g. oneshot, iterative, gradual, repr."),
+    click.option("--target-macs", type=float, help="Permanent schedules: fraction of the dense model's MACs to keep, "
+                 "in (0, 1), counted on the exported shape."),
+    click.option("--target-params", type=float, help="Permanent schedules: fraction of the dense model's parameters "
+                 "to keep, in (0, 1)."),
+    click.option("--init-from", help="Start from these weights: a finished run's folder, an export folder or a "
+                 "state_dict file."),
+    click.option("--pretrained", is_flag=False, flag_value="cache", default=None, metavar="[FILE]",
+                 help="timm models: timm's published weights, from the local cache (alone) or a weights FILE."),
     click.option("--s1", type=int, help="RePr: full-network epochs per cycle."),
     click.option("--s2", type=int, help="RePr: sub-network epochs per cycle."),
     click.option("--prune-ratio", type=float, help="Fraction of filters dropped per cycle, in (0, 1)."),
@@ -63,6 +72,20 @@ def _apply(options):
         return fn
 
     return deco
+
+
+def _targets(given: dict) -> dict:
+    """``--target-macs X`` / ``--target-params X`` become the schedule options target=X, metric=macs|params."""
+    chosen = {k: given.pop(k) for k in ("target_macs", "target_params") if given.get(k) is not None}
+    if len(chosen) > 1:
+        raise PrunekitError("give one of --target-macs and --target-params, not both")
+    for key, fraction in chosen.items():
+        flag = "--" + key.replace("_", "-")
+        if not 0.0 < fraction < 1.0:
+            raise PrunekitError(f"{flag} must be in (0, 1) (the fraction of the dense model to keep), got {fraction}; "
+                                f"e.g. 0.5 keeps half")
+        given.update(target=fraction, metric=key.removeprefix("target_"))
+    return given
 
 
 def _parse_sets(pairs) -> dict:
@@ -96,7 +119,7 @@ def run(config_file, sets, resume_dir, overwrite, quiet, **options):
 
     stop_with_bench()  # a worker of `bench --jobs` ends with it
 
-    given = {k: v for k, v in options.items() if v is not None}
+    given = _targets({k: v for k, v in options.items() if v is not None})
     if resume_dir:
         location = {k: given.pop(k) for k in ("device", "data_dir") if k in given}  # where, not what
         if given or sets or config_file or overwrite:
@@ -133,6 +156,11 @@ def _print_summary(summary: dict) -> None:
         if isinstance(value, float):
             value = f"{value:.4f}" if key.endswith("acc") or key == "gap" else f"{value:.1f}"
         table.add_row(key, str(value))
+    comp = summary.get("compression")
+    if comp:
+        table.add_row("kept (params, MACs)", f"{comp['keep']['params']:.3f}, {comp['keep']['macs']:.3f}")
+        table.add_row("test acc before / after the drops", f"{comp['test_acc_before']:.4f} / {comp['test_acc_after']:.4f}")
+        table.add_row("speed-up, batch 64", f"{comp['speedup_b64']:.2f}x (`prunekit export` to write the smaller model)")
     out.print(table)
 
 
@@ -158,7 +186,7 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
     from . import bench as grid_mod
     from .plot import plot_runs
 
-    given = {k: v for k, v in options.items() if v is not None}
+    given = _targets({k: v for k, v in options.items() if v is not None})
     for key in ("method", "seed", "name"):
         if key in given:
             raise PrunekitError(f"--{key} is set per cell by bench; use --methods/--seeds (and --out for the grid folder)")
@@ -203,6 +231,10 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
     md, cs, rows = grid_mod.write_tables(out_dir)
     out.print(md.read_text())
     out.print(f"wrote {md} and {cs}")
+    compression = grid_mod.write_compression(out_dir)
+    if compression:
+        out.print(compression[0].read_text())
+        out.print(f"wrote {', '.join(map(str, compression))}")
     first_seed = [out_dir / c.name for c in cells if c.seed == seed_list[0] and (out_dir / c.name / "metrics.jsonl").exists()]
     if first_seed:
         for path in plot_runs(first_seed, out_dir):
@@ -286,6 +318,37 @@ def _bench_in_workers(out_dir, cells, configs, share_warmup, jobs, threads, quie
             pass  # nothing ran at all: the failure below is the news
         raise PrunekitError(f"{len(failed)} cell(s) failed ({', '.join(failed)}); the last line of each log is above; "
                             f"fix the cause and rerun the same command to resume")
+
+
+@cli.command("export")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for the export (must not exist).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing export in --out.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Where to cut, compare and time the model.")
+@click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Timed forward passes per model and batch size (the median is kept).")
+@click.option("--data-dir", help="Dataset cache (default $PRUNEKIT_DATA or ~/.cache/prunekit).")
+def export(run_dir, out_dir, overwrite, device, repeats, data_dir):
+    """Remove a run's held filters physically: OUT gets model.pt2 (torch.export), pruned.pt and export.json."""
+    from .export import export_run
+
+    with console.status(f"exporting {run_dir} ..."):
+        report = export_run(Path(run_dir), Path(out_dir), overwrite=overwrite, device=device, repeats=repeats,
+                            data_dir=data_dir)
+    if report["note"]:
+        console.print(f"[yellow]note:[/yellow] {report['note']}")
+    table = Table(title=f"export {out_dir}", show_header=True)
+    for col in ("", "dense", "pruned", "kept"):
+        table.add_column(col)
+    for key in ("params", "macs"):
+        table.add_row(key, f"{report['dense'][key]:,}", f"{report['pruned'][key]:,}", f"{report['keep'][key]:.3f}")
+    for batch, row in report["latency"].items():
+        table.add_row(f"ms, {batch.replace('_', ' ')}", f"{row['dense_ms']:.2f}", f"{row['pruned_ms']:.2f}",
+                      f"{row['speedup']:.2f}x faster")
+    out.print(table)
+    out.print(f"filters removed: {report['filters_removed']}; largest |pruned - masked| output difference on "
+              f"{report['compared_images']} test images: {report['max_abs_diff_vs_masked']:.2e}")
 
 
 @cli.command("list")

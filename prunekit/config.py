@@ -50,6 +50,8 @@ class RunConfig:
     precision: str = "fp32"
     channels_last: bool = False
     data_dir: str | None = None
+    init_from: str | None = None  # a run folder, an export folder or a state_dict file
+    pretrained: str | None = None  # timm models: "cache" or a weights file
     exclude: list = field(default_factory=list)
     exclude_first: bool = False
     eval_batch_size: int = 1000
@@ -139,7 +141,7 @@ def component_class(kind: str, name: str):
 
 # fields that hold names or paths (None where the field may be unset)
 NAME_FIELDS = ("model", "dataset", "method", "ranker", "reinitializer", "schedule", "optimizer", "device",
-               "precision", "lr_schedule", "data_dir", "out", "name")
+               "precision", "lr_schedule", "data_dir", "out", "name", "init_from", "pretrained")
 
 
 def resolve(values: dict, overrides: dict | None = None, optional: frozenset = frozenset()) -> RunConfig:
@@ -244,6 +246,9 @@ def _validate(cfg: RunConfig) -> None:
         raise PrunekitError("momentum/nesterov apply to sgd only; drop them or use --optimizer sgd")
     registry.get("models", cfg.model)
     registry.get("datasets", cfg.dataset)
+    if cfg.init_from and not Path(cfg.init_from).exists():
+        raise PrunekitError(f"--init-from {cfg.init_from}: no such file or folder; give a finished run's folder, an "
+                            f"export folder or a state_dict file")
     schedule = component_class("schedule", cfg.schedule).build(f"schedule {cfg.schedule!r}", **cfg.schedule_args)
     schedule.validate(cfg.epochs)
     events = {type(ev).__name__ for _, ev in schedule.timeline(cfg.epochs)}

@@ -21,9 +21,9 @@ from .config import RunConfig
 from .data import Batches, ImageData, data_dir
 from .device import configure_cuda, resolve_device
 from .errors import PrunekitError, first_line
-from .groups import GroupSet, build_groups
-from .interfaces import Drop, RankContext, Ranker, ReinitContext, Reinitializer, Restore, Schedule
-from .masks import FilterMasks, clear_optimizer_state
+from .groups import GroupSet
+from .interfaces import Drop, Ranker, Reinitializer, Restore, Schedule
+from .pruner import Pruner
 from .environment import changes, describe
 from .records import EVENTS, FORK, METRICS, SESSIONS, RunDir
 
@@ -46,9 +46,10 @@ def load_data(cfg: RunConfig) -> ImageData:
 
 
 def build_model(cfg: RunConfig, data: ImageData) -> nn.Module:
-    factory = registry.get("models", cfg.model)
-    c, h, _ = data.shape
-    return factory(num_classes=data.num_classes, in_channels=c, image_size=h)
+    """The model of ``cfg``, with its starting weights (``--pretrained``, ``--init-from``)."""
+    from .weights import build_with_weights
+
+    return build_with_weights(cfg, data.num_classes, data.shape)
 
 
 def make_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -97,19 +98,25 @@ class Run:
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg, self.data)
         example = torch.zeros((1,) + self.data.shape)
-        self.groups: GroupSet = build_groups(self.model, example, exclude=cfg.exclude, exclude_first=cfg.exclude_first)
-        self.model.to(self.device)
-        if cfg.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-        self.masks = FilterMasks(self.model, self.groups)
-        self.optimizer = make_optimizer(cfg, self.model)
-        self.lr_schedule = make_lr_schedule(cfg, self.optimizer)
         with torch.random.fork_rng(devices=[]):  # a component drawing random numbers when built must not
             # change the training stream: runs that differ only in components share their warm-up
             self.schedule: Schedule = build_component("schedule", cfg.schedule, cfg.schedule_args)
             self.ranker: Ranker | None = build_component("ranker", cfg.ranker, cfg.ranker_args)
             self.reinitializer: Reinitializer | None = build_component("reinitializer", cfg.reinitializer,
                                                                        cfg.reinitializer_args)
+        self.pruner = Pruner(self.model, example, self.ranker, self.reinitializer, exclude=cfg.exclude,
+                             exclude_first=cfg.exclude_first)
+        self.groups: GroupSet = self.pruner.groups
+        self.masks = self.pruner.masks
+        self.permanent = self.schedule.permanent(cfg.epochs)
+        for _, ev in self.schedule.timeline(cfg.epochs):  # a target out of reach is refused before training
+            if isinstance(ev, Drop) and ev.keep is not None and self.ranker is not None:
+                self.pruner.check_target(ev.keep, ev.metric)
+        self.model.to(self.device)
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.optimizer = make_optimizer(cfg, self.model)
+        self.lr_schedule = make_lr_schedule(cfg, self.optimizer)
         self.data_gen = torch.Generator().manual_seed(cfg.seed)
         self.train_batches = Batches(
             self.data.train_x, self.data.train_y, cfg.batch_size, self.data.mean, self.data.std,
@@ -190,47 +197,26 @@ class Run:
 
         return batches
 
-    def drop(self, epoch: int, ratio: float) -> dict:
+    def drop(self, epoch: int, event: Drop) -> dict:
         if self.ranker is None:
             raise PrunekitError(f"schedule {self.cfg.schedule!r} drops filters but method {self.cfg.method!r} has no ranker")
-        ctx = RankContext(self.model, self.groups, [d.clone() for d in self.masks.dropped],
-                          self.event_generator(epoch, 1), self.rank_batches(epoch), F.cross_entropy, self.device)
-        t0 = time.perf_counter()
-        picks, scores = self.ranker.select_scored(ctx, ratio)
-        self.masks.drop(picks, self.optimizer)
-        return {
-            "epoch": epoch, "event": "drop", "ratio": ratio, "seconds": time.perf_counter() - t0,
-            "dropped": {g.name: p.nonzero().flatten().tolist() for g, p in zip(self.groups, picks)},
-            "scores": None if scores is None else {g.name: _finite_or_none(s) for g, s in zip(self.groups, scores)},
-            "fraction": self.masks.fractions(),
-            "sizes": {g.name: g.size for g in self.groups},
-            "order": [g.name for g in self.groups],
-        }
+        before = self.evaluate()[1] if self.permanent else None
+        record = {"epoch": epoch, **self.pruner.drop(event.ratio, keep=event.keep, metric=event.metric,
+                                                     optimizer=self.optimizer, batches=self.rank_batches(epoch),
+                                                     generator=self.event_generator(epoch, 1))}
+        if self.permanent:  # what the drop cost before any fine-tuning
+            record.update(test_acc_before=before, test_acc_after=self.evaluate()[1])
+        return record
 
     def restore(self, epoch: int) -> dict:
-        returning = [d.clone() for d in self.masks.dropped]
-        ctx = ReinitContext(self.model, self.groups, returning, self.masks.before_drop, self.event_generator(epoch, 2))
-        t0 = time.perf_counter()
         if self.reinitializer is None:
             raise PrunekitError(f"schedule {self.cfg.schedule!r} restores filters but method {self.cfg.method!r} has no reinitializer")
-        with torch.no_grad():
-            self.reinitializer.reinit(ctx)
-        for group, ret in zip(self.groups, returning):
-            if ret.any():
-                clear_optimizer_state(self.optimizer, self.model, group.slices, ret)
-        self.masks.release()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)  # the time below covers the re-init kernels still queued
-        return {
-            "epoch": epoch, "event": "restore", "seconds": time.perf_counter() - t0,
-            "restored": {g.name: r.nonzero().flatten().tolist() for g, r in zip(self.groups, returning)},
-            "log": ctx.log,
-        }
+        return {"epoch": epoch, **self.pruner.restore(self.optimizer, self.event_generator(epoch, 2))}
 
     def apply_events(self, epoch: int) -> None:
         for ev in self.schedule.events(epoch, self.cfg.epochs):
             if isinstance(ev, Drop):
-                record = self.drop(epoch, ev.ratio)
+                record = self.drop(epoch, ev)
             elif isinstance(ev, Restore):
                 record = self.restore(epoch)
             else:
@@ -313,7 +299,7 @@ class Run:
                 "epoch": epoch + 1, "lr": lr, "train_loss": stats.loss, "train_acc": stats.acc,
                 "test_loss": test_loss, "test_acc": test_acc, "seconds": time.perf_counter() - t0,
                 "train_seconds": stats.seconds, "images_per_s": stats.images / stats.seconds,
-                "dropped": self.masks.fractions(),
+                "dropped": self.masks.fractions(), **self.pruner.counts(),
             }
             self.dir.append(METRICS, record)
             self.epoch = epoch + 1
@@ -341,6 +327,28 @@ class Run:
             "images_per_s": (sum(r["images_per_s"] for r in own) / len(own)) if own else None,
             "params": params, "nonzero_params": nonzero, "device": str(self.device),
             "precision": self.cfg.precision, "events": len(self.dir.read_jsonl(EVENTS)),
+            "macs": self.pruner.cost.dense["macs"], "export": self.pruner.counts(),
+            **({"compression": self.compression()} if self.permanent else {}),
+        }
+
+    def compression(self) -> dict:
+        """A permanent run's result: what export would remove, the accuracy before and right after the
+        drops, and the latency of the exported model against the dense one (batch 64, this device)."""
+        from .export import latency_ms
+
+        drops = [e for e in self.dir.read_jsonl(EVENTS) if e["event"] == "drop"]
+        dense, now = self.pruner.cost.dense, self.pruner.counts()
+        example = torch.randn((64,) + self.data.shape, device=self.device)
+        with torch.random.fork_rng(devices=[]):
+            small = self.pruner.export()
+        times = {"dense": latency_ms(self.model, example, 10), "pruned": latency_ms(small, example, 10)}
+        return {
+            "dense": dense, "pruned": now, "keep": {k: now[k] / dense[k] for k in now if dense[k]},
+            "removed": {g.name: int(d.sum()) for g, d in zip(self.groups, self.masks.dropped)},
+            "sizes": {g.name: g.size for g in self.groups},
+            "test_acc_before": drops[0].get("test_acc_before") if drops else None,
+            "test_acc_after": drops[-1].get("test_acc_after") if drops else None,
+            "latency_ms_b64": times, "speedup_b64": times["dense"] / times["pruned"],
         }
 
 
@@ -383,7 +391,3 @@ def _name_own_groups_in_warmup_records(run: Run, run_dir: RunDir) -> None:
     if any(r["epoch"] <= until and r.get("dropped") != own for r in rows):
         run_dir.write_jsonl(METRICS, [{**r, "dropped": own} if r["epoch"] <= until else r for r in rows])
 
-
-def _finite_or_none(scores: torch.Tensor) -> list[float | None]:
-    """Scores as JSON numbers (higher = kept); non-finite ones as null."""
-    return [x if math.isfinite(x) else None for x in scores.detach().double().cpu().tolist()]

@@ -185,7 +185,9 @@ def _group_slices(tp_group, graph, names, param_names):
         is_out = graph.is_out_channel_pruning_fn(dep.handler)
         if isinstance(target, nn.modules.conv._ConvNd) and not isinstance(target, nn.modules.conv._ConvTransposeNd):
             depthwise = target.groups == target.in_channels == target.out_channels and target.groups > 1
-            if is_out or depthwise:
+            if is_out and target.groups > 1 and not depthwise:
+                unsupported.add(f"{mod_name} (grouped {kind} output: its groups must stay equal in size)")
+            elif is_out or depthwise:
                 slices.append(Slice(prefix + "weight", mod_name, kind, "owner", 0, index, channel))
                 if target.bias is not None:
                     slices.append(Slice(prefix + "bias", mod_name, kind, "owner", 0, index, channel))

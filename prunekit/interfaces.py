@@ -24,11 +24,27 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 # --------------------------------------------------------------------------- events
+METRICS = ("filters", "macs", "params")
+
+
 @dataclass(frozen=True)
 class Drop:
-    """Rank now and drop ``ratio`` of the prunable filters until the next Restore."""
+    """Rank now and drop filters, held at zero until the next Restore (for ever when none comes).
 
-    ratio: float
+    ``ratio``: drop this fraction of all prunable filters, on top of those already held;
+    ``keep``: or drop until the model that export would produce keeps at most this fraction of the
+    dense model's ``metric`` (``filters``, ``macs`` or ``params``): a cumulative target.
+    """
+
+    ratio: float | None = None
+    keep: float | None = None
+    metric: str = "filters"
+
+    def __post_init__(self):
+        if (self.ratio is None) == (self.keep is None):
+            raise PrunekitError(f"a Drop takes exactly one of ratio and keep, got ratio={self.ratio}, keep={self.keep}")
+        if self.metric not in METRICS:
+            raise PrunekitError(f"a Drop's metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
 
 
 @dataclass(frozen=True)
@@ -161,15 +177,26 @@ class Ranker(Configurable, ABC):
         """Bool masks (per group) of the filters to drop now."""
         return self.select_scored(ctx, ratio)[0]
 
-    def select_scored(self, ctx: RankContext, ratio: float) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
-        """The drop masks and the scores they came from (the engine records both);
-        a ranker that overrides ``select`` is honoured, with no scores to record."""
-        from .selection import select_lowest
+    def select_scored(self, ctx: RankContext, ratio: float | None = None, *, keep: float | None = None,
+                      metric: str = "filters", cost=None) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """The drop masks and the scores they came from (the engine records both): ``ratio`` of the
+        filters, or as many as leave ``keep`` of the dense ``metric`` (counted by ``cost``, a
+        :class:`prunekit.cost.CostModel`). A ranker that overrides ``select`` is honoured for ratios,
+        with no scores to record."""
+        from .selection import select_lowest, select_to_target
 
         if type(self).select is not Ranker.select:
+            if keep is not None:
+                raise PrunekitError(f"ranker {type(self).__name__} picks its own filters (it overrides select), so it "
+                                    f"cannot aim at a {metric} target; use a ratio, or implement scores() instead")
             return self.select(ctx, ratio), None
         scores = self.scores(ctx)
-        picks = select_lowest(scores, ctx.dropped, ratio, scope=self.scope, max_layer_fraction=self.max_layer_fraction)
+        if keep is None:
+            picks = select_lowest(scores, ctx.dropped, ratio, scope=self.scope,
+                                  max_layer_fraction=self.max_layer_fraction)
+        else:
+            picks = select_to_target(scores, ctx.dropped, cost, keep, metric, scope=self.scope,
+                                     max_layer_fraction=self.max_layer_fraction)
         return picks, scores
 
 
@@ -191,7 +218,16 @@ class Reinitializer(Configurable, ABC):
 
 
 class Schedule(Configurable, ABC):
-    """Decides at the start of each epoch (0-based) which events happen."""
+    """Decides at the start of each epoch (0-based) which events happen.
+
+    A schedule that never restores is *permanent*: what it drops stays dropped, the engine
+    records the test accuracy right before and after each drop, and ``prunekit export`` can remove
+    the held filters physically."""
+
+    def permanent(self, epochs: int) -> bool:
+        """True when the schedule drops and never restores in a run of ``epochs``."""
+        kinds = {type(ev) for _, ev in self.timeline(epochs)}
+        return Drop in kinds and Restore not in kinds
 
     def validate(self, epochs: int) -> None:  # noqa: B027 - optional hook
         """Raise PrunekitError when the schedule cannot fit ``epochs``."""

@@ -57,3 +57,90 @@ def select_lowest(
     for g, idx in enumerate(chosen):
         picks[g][idx] = True
     return picks
+
+
+def select_to_target(
+    scores: list[torch.Tensor],
+    dropped: list[torch.Tensor],
+    cost,
+    keep: float,
+    metric: str,
+    scope: str = "global",
+    max_layer_fraction: float = 1.0,
+) -> list[torch.Tensor]:
+    """Bool masks of the lowest-scoring alive channels whose removal leaves at most ``keep`` of the
+    dense model's ``metric`` (a :class:`prunekit.cost.CostModel` counts it on the exported shape).
+
+    ``global``: channels go in score order across all groups, each group within its cap, until the
+    target is met; ``layer``: the smallest uniform per-group ratio that meets it. A target the caps
+    make unreachable is refused with the least the model can keep.
+    """
+    from .cost import Budget
+    from .errors import PrunekitError
+
+    goal = keep * cost.dense[metric]
+    picks = [torch.zeros(len(s), dtype=torch.bool) for s in scores]
+    if scope == "layer":
+        lo, hi = 0.0, 1.0
+        best = select_lowest(scores, dropped, hi, "layer", max_layer_fraction)
+        if _left(cost, dropped, best, metric) > goal:
+            _unreachable(cost, dropped, best, keep, metric, max_layer_fraction)
+        for _ in range(40):  # the smallest uniform ratio that meets the goal
+            mid = (lo + hi) / 2
+            trial = select_lowest(scores, dropped, mid, "layer", max_layer_fraction)
+            if _left(cost, dropped, trial, metric) <= goal:
+                hi, best = mid, trial
+            else:
+                lo = mid
+        return best
+    budget = Budget(cost)
+    for g, d in enumerate(dropped):
+        for c in d.nonzero().flatten().tolist():
+            budget.remove(g, c)
+    budgets = [layer_budget(len(s), int(d.sum()), max_layer_fraction) for s, d in zip(scores, dropped)]
+    flat = torch.cat([s.detach().float().cpu() for s in scores])
+    owner = torch.cat([torch.full((len(s),), g, dtype=torch.long) for g, s in enumerate(scores)]).tolist()
+    local = torch.cat([torch.arange(len(s)) for s in scores]).tolist()
+    cand = (~torch.cat([d.cpu() for d in dropped])).nonzero().flatten()
+    for i in cand[torch.argsort(flat[cand], stable=True)].tolist():
+        if budget.totals()[metric] <= goal:
+            break
+        g = owner[i]
+        if budgets[g] == 0:
+            continue
+        budget.remove(g, local[i])
+        budgets[g] -= 1
+        picks[g][local[i]] = True
+    if budget.totals()[metric] > goal:
+        least = budget.totals()[metric] / cost.dense[metric]
+        raise PrunekitError(_unreachable_message(keep, metric, least, max_layer_fraction))
+    return picks
+
+
+def _left(cost, dropped, picks, metric) -> int:
+    return cost.count([d | p for d, p in zip(dropped, picks)])[metric]
+
+
+def _unreachable(cost, dropped, picks, keep, metric, max_layer_fraction) -> None:
+    from .errors import PrunekitError
+
+    least = _left(cost, dropped, picks, metric) / cost.dense[metric]
+    raise PrunekitError(_unreachable_message(keep, metric, least, max_layer_fraction))
+
+
+def _unreachable_message(keep: float, metric: str, least: float, max_layer_fraction: float) -> str:
+    return (f"cannot keep only {keep:.4g} of the model's {metric}: with at most {max_layer_fraction:.4g} of each "
+            f"layer's filters dropped (max_layer_fraction) it keeps at least {least:.4f}; choose a target ≥ "
+            f"{least:.4f}, or raise --max-layer-fraction")
+
+
+def least_reachable(cost, dropped: list[torch.Tensor], metric: str, max_layer_fraction: float) -> float:
+    """The smallest fraction of the dense ``metric`` the caps allow (every group dropped to its cap)."""
+    from .cost import Budget
+
+    budget = Budget(cost)
+    for g, d in enumerate(dropped):
+        allowed = int(d.sum()) + layer_budget(len(d), int(d.sum()), max_layer_fraction)
+        for c in range(allowed):
+            budget.remove(g, c)  # which channels does not change the shapes, only how many
+    return budget.totals()[metric] / cost.dense[metric]

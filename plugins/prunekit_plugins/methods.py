@@ -12,3 +12,17 @@ random = Method("random", "RePr cycle with random ranking", schedule="repr", ran
                 reinitializer="nullspace")
 reverse_repr = Method("reverse-repr", "RePr cycle dropping the most orthogonal filters (ablation)",
                       schedule="repr", ranker="reverse-orthogonality", reinitializer="nullspace")
+
+# Permanent pruning: drop once (or on an iterative/gradual ramp) and fine-tune; nothing is restored.
+_SWITCH = "then fine-tune (--schedule iterative|gradual to change)"
+prune_l1 = Method("prune-l1", f"one-shot prune with L1 filter norm, {_SWITCH}", schedule="oneshot", ranker="l1")
+prune_l2 = Method("prune-l2", f"one-shot prune with L2 filter norm, {_SWITCH}", schedule="oneshot", ranker="l2")
+prune_random = Method("prune-random", f"one-shot prune of random filters, {_SWITCH}", schedule="oneshot",
+                      ranker="random")
+prune_taylor = Method("prune-taylor", f"one-shot prune with first-order Taylor importance, {_SWITCH}",
+                      schedule="oneshot", ranker="taylor")
+prune_orthogonality = Method("prune-orthogonality", f"one-shot prune of the most overlapping filters (RePr's "
+                             f"ranking), {_SWITCH}", schedule="oneshot", ranker="orthogonality")
+prune_fpgm = Method("prune-fpgm", f"one-shot prune of filters nearest the geometric median (FPGM), the same "
+                    f"fraction from each layer as in its paper, {_SWITCH}",
+                    schedule="oneshot", ranker="fpgm", defaults={"ranker": {"scope": "layer"}})

@@ -1,14 +1,19 @@
-"""Any timm model as ``timm:<name>``, built with ``pretrained=False`` (nothing is downloaded).
+"""Any timm model as ``timm:<name>``: random init, or timm's published weights with ``--pretrained``.
 
 For small inputs (≤ 64 px, e.g. CIFAR) the stem is adapted where the
 architecture allows: a ResNet-style 7×7/2 conv + max-pool becomes a 3×3/1 conv
 with no pool; a single 3×3/2 stem conv (EfficientNet, MobileNet, RegNet) gets
 stride 1; other stems (patchify, multi-branch) are left as they are.
-What was done is kept in ``model.prunekit_stem`` and shown in the run log.
+What was done is kept in ``model.prunekit_stem`` and shown in the run log; a replaced stem conv
+starts from random weights even with ``--pretrained``.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch.nn as nn
+
+from ..errors import PrunekitError, first_line
 
 
 def adapt_stem(model: nn.Module) -> str:
@@ -26,6 +31,28 @@ def adapt_stem(model: nn.Module) -> str:
     return "stem unchanged"
 
 
+def create(arch: str, num_classes: int, in_channels: int, pretrained: str | None) -> nn.Module:
+    """``timm.create_model``; ``pretrained``: None (random init), ``"cache"`` (timm's published weights,
+    from the local Hugging Face cache or downloaded) or the path of a weights file. A classifier of
+    another size than the weights' is left at its random init, as timm does."""
+    import timm
+
+    if not pretrained:
+        return timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_channels)
+    overlay = {} if pretrained == "cache" else {"pretrained_cfg_overlay": {"file": str(pretrained)}}
+    if overlay and not Path(pretrained).is_file():
+        raise PrunekitError(f"--pretrained {pretrained}: no such file; give timm weights (.safetensors/.pth) or "
+                            f"--pretrained alone for the local cache")
+    try:
+        return timm.create_model(arch, pretrained=True, num_classes=num_classes, in_chans=in_channels, **overlay)
+    except Exception as exc:  # noqa: BLE001 - hub, network and file errors alike
+        where = "the local Hugging Face cache and cannot be downloaded" if not overlay else str(pretrained)
+        raise PrunekitError(
+            f"cannot load timm's weights for {arch} from {where} ({first_line(exc)}); on a machine with internet run "
+            f"once with --pretrained to fill the cache, or pass the weights file: --pretrained PATH"
+        ) from None
+
+
 class TimmModels:
     def list_names(self) -> list[str]:
         import timm
@@ -40,8 +67,8 @@ class TimmModels:
             return None
 
         def factory(num_classes: int = 10, in_channels: int = 3, image_size: int = 32,
-                    small_input: bool | None = None) -> nn.Module:
-            model = timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_channels)
+                    small_input: bool | None = None, pretrained: str | None = None) -> nn.Module:
+            model = create(arch, num_classes, in_channels, pretrained)
             small = image_size <= 64 if small_input is None else small_input
             model.prunekit_stem = adapt_stem(model) if small else "stem unchanged"
             return model
