@@ -2,9 +2,10 @@
 
     python benchmarks/event_cost.py --models c3_32,resnet20,timm:resnet50 --repeats 5
 
-Median over ``repeats`` of: dependency-graph/group build, orthogonality ranking
-+ selection + drop of 30 % (global), and null-space re-init + release. Writes
-benchmarks/results/event_cost.json.
+Median over ``repeats`` of: dependency-graph/group build, ``Pruner.drop(0.3)`` (orthogonality
+ranking + selection + drop of 30 %, global, and clearing the dropped filters' optimizer state) and
+``Pruner.restore`` (null-space re-init, clearing the returning filters' optimizer state, release): the
+calls the engine makes at each event. Writes benchmarks/results/event_cost.json.
 """
 from __future__ import annotations
 
@@ -19,8 +20,7 @@ import torch.nn.functional as F
 from _results import run_script, write_results
 from prunekit import registry
 from prunekit.groups import build_groups
-from prunekit.interfaces import RankContext, ReinitContext
-from prunekit.masks import FilterMasks
+from prunekit.pruner import Pruner
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -61,22 +61,13 @@ def bench(model_name: str, repeats: int, image: int, ranker_name: str, reinit_na
     if estimate_oracle and ranker_name == "oracle":
         return {**row, **oracle_estimate(model, row["filters"], data, repeats)}
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    pruner = Pruner(model, torch.zeros(1, 3, image, image), ranker, reinit, groups=groups)
     drop_s, restore_s = [], []
     for r in range(repeats):
-        masks = FilterMasks(model, groups)
-        ctx = RankContext(model, groups, [d.clone() for d in masks.dropped], torch.Generator().manual_seed(r),
-                          lambda n: iter(data[:n]), F.cross_entropy, torch.device("cpu"))
-        s, _ = timed(lambda: masks.drop(ranker.select(ctx, 0.3), opt))
+        s, _ = timed(lambda: pruner.drop(0.3, optimizer=opt, batches=lambda n: iter(data[:n]),
+                                         generator=torch.Generator().manual_seed(r)))
         drop_s.append(s)
-        rctx = ReinitContext(model, groups, [d.clone() for d in masks.dropped], masks.before_drop,
-                             torch.Generator().manual_seed(r))
-
-        def restore():
-            with torch.no_grad():
-                reinit.reinit(rctx)
-            masks.release()
-
-        s, _ = timed(restore)
+        s, _ = timed(lambda: pruner.restore(opt, generator=torch.Generator().manual_seed(r)))
         restore_s.append(s)
     return {**row, "median_rank_drop_s": statistics.median(drop_s),
             "median_reinit_s": statistics.median(restore_s),

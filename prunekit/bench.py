@@ -103,8 +103,13 @@ def cell_configs(cells: list[Cell], base: dict, out: Path) -> list:
     components take it; one that no cell takes is an error (a typo, most likely)."""
     from .config import component_keys
 
+    from .config import unsafe_name
+
     configs, used = [], set()
     for cell in cells:
+        if why := unsafe_name(cell.name):
+            raise PrunekitError(f"cell {cell.name!r} cannot be a folder inside {out} ({why}); a --set value "
+                                f"makes it so: give values without '/', '\\' or '..'-only names")
         values = {**base, **cell.options, "method": cell.method, "seed": cell.seed, "out": str(out), "name": cell.name}
         keys = frozenset(component_keys(values))
         cfg = resolve(values, optional=keys)

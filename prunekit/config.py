@@ -217,7 +217,21 @@ def component_keys(values: dict) -> set[str]:
     return {k.replace("-", "_") for k in values if k.replace("-", "_") not in FIELDS}
 
 
+def unsafe_name(name: str) -> str | None:
+    """Why ``name`` cannot be a run folder inside the output folder (None when it can)."""
+    if not name or name in (".", ".."):
+        return "it names no folder of its own"
+    if "/" in name or "\\" in name or "\0" in name:
+        return "it holds a path separator"
+    if name.startswith("~"):
+        return "it starts with ~"
+    return None
+
+
 def _validate(cfg: RunConfig) -> None:
+    if cfg.name is not None and (why := unsafe_name(cfg.name)):
+        raise PrunekitError(f"--name {cfg.name!r} cannot be a run folder ({why}); give a plain folder name, "
+                            f"created inside --out {cfg.out}")
     for key, valid in CHOICES.items():
         if getattr(cfg, key) not in valid:
             raise PrunekitError(f"{key} must be one of {', '.join(valid)}, got {getattr(cfg, key)!r}")

@@ -56,7 +56,12 @@ class RichProgress(Callbacks):
     def event(self, record: dict) -> None:
         if record["event"] == "drop":
             counts = ", ".join(f"{k} {len(v)}" for k, v in record["dropped"].items() if v)
-            self.console.log(f"epoch {record['epoch'] + 1}: dropped {counts}")
+            extra = ""
+            if record.get("counts"):  # a cost target: what export would keep
+                extra += f"; kept {record['counts'][record['metric']]:,} {record['metric']}"
+            if record.get("test_acc_after") is not None:
+                extra += f"; test acc {record['test_acc_before']:.4f} -> {record['test_acc_after']:.4f} before fine-tuning"
+            self.console.log(f"epoch {record['epoch'] + 1}: dropped {counts}{extra}")
         else:
             n = sum(len(v) for v in record["restored"].values())
             self.console.log(f"epoch {record['epoch'] + 1}: restored {n} filters")

@@ -6,8 +6,7 @@ import torch.nn.functional as F
 
 from prunekit import registry
 from prunekit.groups import build_groups
-from prunekit.interfaces import RankContext, ReinitContext
-from prunekit.masks import FilterMasks, clear_optimizer_state
+from prunekit.pruner import Pruner
 
 ARCHS = [
     "resnet20",                      # CIFAR ResNet, projection shortcuts
@@ -15,7 +14,7 @@ ARCHS = [
     "timm:resnet26",                 # bottleneck ResNet
     "timm:mobilenetv3_small_050",    # depthwise + squeeze-excite + hard-swish
     "timm:efficientnet_b0",          # depthwise + SE, inverted residuals
-    "timm:regnetx_002",              # grouped convs
+    "timm:regnetx_002",              # grouped convs (left out of pruning: export cannot cut them unevenly)
     "timm:convnext_atto",            # LayerNorm, Linear MLP, layer scale
     "timm:repvgg_a0",                # VGG-style (train-time branches)
     "timm:densenet121",              # concatenation
@@ -47,12 +46,11 @@ def test_one_repr_cycle(arch):
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     x, y = torch.randn(4, 3, size, size), torch.randint(0, 10, (4,))
     ranker = registry.get("rankers", "orthogonality").build("orthogonality")
-    masks = FilterMasks(model, groups)
-    ctx = RankContext(model, groups, [d.clone() for d in masks.dropped], torch.Generator().manual_seed(0),
-                      lambda n: iter(()), F.cross_entropy, torch.device("cpu"))
-    picks = ranker.select(ctx, 0.3)
+    reinit = registry.get("reinitializers", "nullspace").build("nullspace")
+    pruner = Pruner(model, torch.zeros(1, 3, size, size), ranker, reinit, groups=groups)
+    pruner.drop(0.3, optimizer=opt, generator=torch.Generator().manual_seed(0))
+    picks = [d.clone() for d in pruner.dropped]
     assert sum(int(p.sum()) for p in picks) > 0
-    masks.drop(picks, opt)
     owners, seen, handles = _norm_outputs(model, groups)
     model.train()
     for _ in range(2):
@@ -60,7 +58,7 @@ def test_one_repr_cycle(arch):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        masks.hold(opt)
+        pruner.hold(opt)
     model.eval()
     with torch.no_grad():
         out = model(x)
@@ -78,27 +76,34 @@ def test_one_repr_cycle(arch):
         h.remove()
     if owners:
         assert checked > 0
-    # restore with null-space re-init, then one more step
-    reinit = registry.get("reinitializers", "nullspace").build("nullspace")
-    rctx = ReinitContext(model, groups, [d.clone() for d in masks.dropped], masks.before_drop, torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        reinit.reinit(rctx)
+    # restore with null-space re-init (clears the returning filters' optimizer state, releases), then one more step
+    record = pruner.restore(opt, torch.Generator().manual_seed(1))
+    log = record["log"]
+    assert record["restored"] == {g.name: p.nonzero().flatten().tolist() for g, p in zip(groups, picks)}
+    assert not any(d.any() for d in pruner.dropped)
+    params = dict(model.named_parameters())  # the returning filters start without the momentum they had
+    for group, ret in zip(groups, picks):
+        for sl in group.slices if ret.any() else ():
+            if sl.name in params and params[sl.name] in opt.state:
+                buf = opt.state[params[sl.name]]["momentum_buffer"]
+                assert torch.count_nonzero(buf.index_select(sl.dim, sl.positions(ret))) == 0, sl.name
     exact = 0  # returning filters are live again, and orthogonal to the survivors where the null space had room
-    for g, (group, ret) in enumerate(zip(groups, rctx.returning)):
+    for g, (group, ret) in enumerate(zip(groups, picks)):
         for name in group.filters if ret.any() else ():
             sl = next(s for s in group.slices if s.name == name and s.role == "owner")
             w = model.get_parameter(name).detach()
             rows = w.movedim(sl.dim, 0).reshape(w.shape[sl.dim], -1)[sl.index]
             back = ret[sl.channel]
             assert (rows[back].abs().sum(1) > 0).all(), name
-            if any(line.startswith(f"{group.name} {name}: null space (") for line in rctx.log):
+            if any(line.startswith(f"{group.name} {name}: null space (") for line in log):
                 unit = F.normalize(rows.double(), dim=1)
                 assert (unit[back] @ unit[~back].T).abs().max() < 1e-4, name
                 exact += 1
-    assert exact > 0, rctx.log
-    for g, ret in zip(groups, rctx.returning):
-        clear_optimizer_state(opt, model, g.slices, ret)
-    masks.release()
+    if arch == "timm:regnetx_002":  # only the stem and the residual chains stay prunable, too wide for an exact
+        # null space; the grouped convs and the convs feeding them are left out, and say why
+        assert any("grouped" in reason for reason in groups.excluded), groups.excluded
+    else:
+        assert exact > 0, log
     model.train()
     loss = F.cross_entropy(model(x), y)
     opt.zero_grad()

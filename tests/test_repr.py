@@ -7,9 +7,9 @@ import torch.nn as nn
 
 from prunekit import Drop, Restore
 from prunekit.groups import build_groups
-from prunekit.interfaces import RankContext, ReinitContext
-from prunekit.masks import FilterMasks
+from prunekit.interfaces import RankContext
 from prunekit.models import c3_32
+from prunekit.pruner import Pruner
 from prunekit.selection import select_lowest
 from prunekit_plugins.baselines import DefaultInit, KeepInit
 from prunekit_plugins.repr import NullSpace, Orthogonality, RePrSchedule, ReverseOrthogonality, orthogonality
@@ -81,32 +81,32 @@ def test_global_scope_layer_scope_and_cap():
     assert not select_lowest(scores, held, 0.25)[0][0]
 
 
-def _drop_and_reinit(model, groups, picks, reinit, opt=None):
-    masks = FilterMasks(model, groups)
-    masks.drop(picks, opt)
-    ctx = ReinitContext(model, groups, [d.clone() for d in masks.dropped], masks.before_drop,
-                        torch.Generator().manual_seed(3))
-    reinit.reinit(ctx)
-    masks.release()
-    return ctx
+def _drop_and_reinit(model, groups, picks, reinit, opt=None, example=None):
+    """Hold the hand-picked channels ``picks`` at zero, then restore them with ``reinit`` (``Pruner.restore``):
+    the restore record (its ``log``)."""
+    pruner = Pruner(model, torch.zeros(1, 3, 8, 8) if example is None else example, reinitializer=reinit,
+                    groups=groups)
+    pruner.masks.drop(picks, opt)
+    return pruner.restore(opt, torch.Generator().manual_seed(3))
 
 
 def _reinit_conv2(returning, reinit):
-    """Drop ``returning`` filters of c3_32's conv2, re-init them with ``reinit``: (model, old rows, new rows, ctx)."""
+    """Drop ``returning`` filters of c3_32's conv2, re-init them with ``reinit``:
+    (model, old rows, new rows, restore record)."""
     torch.manual_seed(0)
     model = c3_32(image_size=8)
     groups = build_groups(model, torch.zeros(1, 3, 8, 8))
     old = model.features[2].weight.detach().clone().flatten(1)
     picks = [torch.zeros(32, dtype=torch.bool) for _ in groups]
     picks[1][returning] = True
-    ctx = _drop_and_reinit(model, groups, picks, reinit)
-    return model, old, model.features[2].weight.detach().flatten(1), ctx
+    record = _drop_and_reinit(model, groups, picks, reinit)
+    return model, old, model.features[2].weight.detach().flatten(1), record
 
 
 def test_nullspace_filters_are_orthogonal_to_survivors_and_old_values():
     ret = torch.zeros(32, dtype=torch.bool)
     ret[[2, 7, 11, 30]] = True
-    _, old, new, ctx = _reinit_conv2(ret, NullSpace.build("t"))
+    _, old, new, record = _reinit_conv2(ret, NullSpace.build("t"))
     constraints = torch.cat([old[~ret], old[ret]])
     cos = torch.nn.functional.normalize(new[ret], dim=1) @ torch.nn.functional.normalize(constraints, dim=1).T
     assert cos.abs().max() < 1e-5
@@ -115,7 +115,7 @@ def test_nullspace_filters_are_orthogonal_to_survivors_and_old_values():
     assert torch.allclose(unit @ unit.T, torch.eye(4, dtype=torch.float64), atol=1e-5)  # mutually orthogonal
     # norm-match: returning filters have the survivors' mean norm
     assert torch.allclose(new[ret].norm(dim=1), old[~ret].norm(dim=1).mean().expand(4), rtol=1e-4)
-    assert any("features.2" in line and "null space" in line for line in ctx.log)
+    assert any("features.2" in line and "null space" in line for line in record["log"])
 
 
 def test_clipped_nullspace_filters_stay_in_the_null_space_within_the_default_bound():
@@ -151,8 +151,8 @@ def test_first_layer_of_c3_32_relaxes_then_falls_back():
     picks = [torch.zeros(32, dtype=torch.bool) for _ in groups]
     picks[0][:10] = True
     old = model.features[0].weight.detach().clone().flatten(1)
-    ctx = _drop_and_reinit(model, groups, picks, NullSpace.build("t"))
-    assert any(line.startswith("features.0") and "relaxed" in line for line in ctx.log), ctx.log
+    record = _drop_and_reinit(model, groups, picks, NullSpace.build("t"))
+    assert any(line.startswith("features.0") and "relaxed" in line for line in record["log"]), record["log"]
     new = model.features[0].weight.detach().flatten(1)[:10]
     # 22 survivors + 10 old values = 32 constraints in K = 27; room for 10 leaves the 17 most-overlapping
     constraints = torch.cat([old[10:], old[:10]])
@@ -160,12 +160,12 @@ def test_first_layer_of_c3_32_relaxes_then_falls_back():
     unit = torch.nn.functional.normalize
     assert (unit(new, dim=1) @ unit(kept, dim=1).T).abs().max() < 1e-5
     assert (unit(new, dim=1) @ unit(constraints, dim=1).T).abs().max() > 1e-2  # not orthogonal to all 32: cannot be
-    assert "17 most-overlapping" in " ".join(ctx.log)
+    assert "17 most-overlapping" in " ".join(record["log"])
     picks[0][:] = True
     picks[0][:3] = False  # 29 returning filters: K - 29 < 1, no room at all
     old = model.features[0].weight.detach().clone()
-    ctx = _drop_and_reinit(model, groups, picks, NullSpace.build("t"))
-    assert any(line.startswith("features.0") and "default init" in line for line in ctx.log), ctx.log
+    record = _drop_and_reinit(model, groups, picks, NullSpace.build("t"))
+    assert any(line.startswith("features.0") and "default init" in line for line in record["log"]), record["log"]
     new = model.features[0].weight.detach()[3:]
     assert not torch.equal(new, old[3:]) and torch.count_nonzero(new) == new.numel()
     assert new.abs().max() <= 1 / math.sqrt(27)  # PyTorch's default bound for fan-in 27
@@ -228,7 +228,8 @@ def test_default_init_is_the_models_own_where_it_declares_one():
     g = next(i for i, grp in enumerate(groups) if grp.name == "layers.3.conv1")  # 16 -> 32, 3x3; feeds layers.3.conv2
     picks = [torch.zeros(grp.size, dtype=torch.bool) for grp in groups]
     picks[g][::2] = True
-    _drop_and_reinit(model, groups, picks, DefaultInit.build("t", next_layer="random"))
+    _drop_and_reinit(model, groups, picks, DefaultInit.build("t", next_layer="random"),
+                     example=torch.zeros(1, 3, 32, 32))
     # fan-out 32 * 9 for both weights: std 0.083 (fan-in would give 0.118 for the rows; PyTorch's default 0.048)
     he_std = math.sqrt(2 / (32 * 9))
     rows = model.layers[3].conv1.weight.detach()[picks[g]]
