@@ -6,12 +6,14 @@
 Reads the run's events.jsonl and metrics.jsonl (nothing is recomputed) and
 prints a Markdown report: for each drop, the share of every layer's filters it
 took; for each drop and restore, the test accuracy of the epoch before it and of
-the epoch it opened; and, for runs that recorded the ranker's scores, each
+the epoch it opened, and for each restore the points gained 1 and 2 epochs after it
+(RePr's restore signature); and, for runs that recorded the ranker's scores, each
 layer's mean score at each drop, of the filters it kept and of those it dropped
 (orthogonality ranker: score = −O_f, so values near 0 mean near-orthogonal filters). With --summary, one row per run instead:
 final and best test accuracy (best after the runs' first event, where the runs of
 an ablation grid part, as in `prunekit bench`'s tables), final train accuracy and test loss, what each drop cost
-in its first epoch and took from each layer, and how many of its filters the drop before it had taken too.
+in its first epoch and took from each layer, how many of its filters the drop before it had taken too, and
+what each restore gained 1 and 2 epochs after it.
 """
 from __future__ import annotations
 
@@ -20,26 +22,29 @@ from pathlib import Path
 
 from _results import command_line, points, run_script
 from prunekit.plot import natural_key
-from prunekit.records import EVENTS, METRICS, RunDir, best_after, drop_costs, first_event
+from prunekit.records import EVENTS, METRICS, RunDir, best_after, drop_costs, first_event, restore_gains
 
 
 def report(run: Path) -> str:
     rd = RunDir(run)
     events, metrics = rd.read_jsonl(EVENTS), rd.read_jsonl(METRICS)
     acc = {m["epoch"]: m["test_acc"] for m in metrics}  # metrics epoch k = after k epochs
-    lines = [f"# {run.name}", "", "| epoch | event | test acc before | test acc after its first epoch | filters dropped per layer |",
-             "|---|---|---|---|---|"]
+    lines = [f"# {run.name}", "", "| epoch | event | test acc before | test acc after its first epoch "
+             "| restore: gain after 1 / 2 epochs (points) | filters dropped per layer |",
+             "|---|---|---|---|---|---|"]
     for ev in events:
         e = ev["epoch"]  # 0-based epoch at whose start the event happened
         before, after = acc.get(e), acc.get(e + 1)
         fmt = lambda a: "–" if a is None else f"{100 * a:.2f}"
+        gain = "–"
         if ev["event"] == "drop":
             sizes = ev.get("sizes", {})
             order = ev.get("order", list(ev["dropped"]))
             per_layer = ", ".join(f"{g} {len(ev['dropped'][g])}/{sizes.get(g, '?')}" for g in order)
         else:
             per_layer = "; ".join(ev.get("log", []))[:200]
-        lines.append(f"| {e + 1} | {ev['event']} | {fmt(before)} | {fmt(after)} | {per_layer} |")
+            gain = " / ".join(gains_text(g) for g in restore_gains([ev], metrics)) or "–"
+        lines.append(f"| {e + 1} | {ev['event']} | {fmt(before)} | {fmt(after)} | {gain} | {per_layer} |")
     return "\n".join(lines + score_table(events)) + "\n"
 
 
@@ -84,6 +89,12 @@ def score_table(events: list[dict]) -> list[str]:
     return lines
 
 
+def gains_text(gain: tuple[float, float | None]) -> str:
+    """One restore's gains after 1 and 2 epochs, in points: ``3.1, 4.0`` (``3.1, –`` before the second epoch)."""
+    one, two = gain
+    return f"{points(one)}, {'–' if two is None else points(two)}"
+
+
 def repeated(earlier: dict, later: dict) -> int:
     """How many filters the ``later`` drop event takes that the ``earlier`` one took too."""
     return sum(len(set(idx) & set(earlier["dropped"].get(g, []))) for g, idx in later["dropped"].items())
@@ -109,8 +120,8 @@ def summary(runs: list[Path]) -> str:
     best_head = "best test acc (epoch)" if after is None else f"best after epoch {after} (epoch)"
     lines = [f"| run | epochs | final test acc | {best_head} | final train acc | final test loss "
              f"| first-epoch cost of each drop (points) | filters dropped at each drop ({'+'.join(layers) or '–'}) "
-             f"| of those, dropped by the drop before too |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"| of those, dropped by the drop before too | gain of each restore after 1, 2 epochs (points) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for run, events, metrics in records:
         last = metrics[-1]
         best = best_after(metrics, after)  # None for a run that has not yet trained past ``after``
@@ -118,9 +129,10 @@ def summary(runs: list[Path]) -> str:
         costs = " / ".join(points(c) for c in drop_costs(events, metrics)) or "–"
         taken = "; ".join("+".join(str(len(ev["dropped"].get(g, []))) for g in layers) for ev in drops) or "–"
         again = " / ".join(str(repeated(a, b)) for a, b in zip(drops, drops[1:])) or "–"
+        gains = " / ".join(gains_text(g) for g in restore_gains(events, metrics)) or "–"
         best_text = f"{100 * best['test_acc']:.2f} ({best['epoch']})" if best else "–"
         lines.append(f"| {run.name} | {last['epoch']} | {100 * last['test_acc']:.2f} | {best_text} "
-                     f"| {100 * last['train_acc']:.2f} | {last['test_loss']:.2f} | {costs} | {taken} | {again} |")
+                     f"| {100 * last['train_acc']:.2f} | {last['test_loss']:.2f} | {costs} | {taken} | {again} | {gains} |")
     return "\n".join(lines) + "\n"
 
 

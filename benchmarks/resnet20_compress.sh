@@ -30,13 +30,15 @@ if [ ! -f "$OUT/baseline/summary.json" ]; then
   if [ -f "$OUT/baseline/checkpoint.pt" ]; then prunekit run --resume "$OUT/baseline" --quiet
   else prunekit run --method standard "${TRAIN[@]}" --epochs "$BASE_EPOCHS" --lr 0.1 --seed 0 --out "$OUT" --name baseline; fi
 fi
-prunekit bench --methods prune-l1,prune-l2,prune-random,prune-taylor,prune-orthogonality,prune-fpgm \
-  --set target="$TARGETS" --set metric=macs --seeds "$SEEDS" "${TRAIN[@]}" "${FINETUNE[@]}" --init-from "$OUT/baseline" \
-  --jobs "${JOBS:-2}" --out "$OUT/grid"
-for keep in ${TARGETS//,/ }; do
-  cut="$OUT/torch-pruning/export_keep=$keep"
-  [ -f "$cut/pruned.pt" ] || python benchmarks/tp_baseline.py --base "$OUT/baseline" --keep-macs "$keep" --out "$cut"
-  for seed in ${SEEDS//,/ }; do
+seen=""
+for seed in ${SEEDS//,/ }; do  # one seed at a time, prunekit's rows then torch-pruning's: a stopped run has whole seeds
+  seen=${seen:+$seen,}$seed
+  prunekit bench --methods prune-l1,prune-l2,prune-random,prune-taylor,prune-orthogonality,prune-fpgm \
+    --set target="$TARGETS" --set metric=macs --seeds "$seen" "${TRAIN[@]}" "${FINETUNE[@]}" --init-from "$OUT/baseline" \
+    --jobs "${JOBS:-2}" --out "$OUT/grid"
+  for keep in ${TARGETS//,/ }; do
+    cut="$OUT/torch-pruning/export_keep=$keep"
+    [ -f "$cut/pruned.pt" ] || python benchmarks/tp_baseline.py --base "$OUT/baseline" --keep-macs "$keep" --out "$cut"
     run="$OUT/torch-pruning/finetune_keep=${keep}_seed$seed"
     if [ -f "$run/summary.json" ]; then continue; fi
     if [ -f "$run/checkpoint.pt" ]; then prunekit run --resume "$run" --quiet; continue; fi

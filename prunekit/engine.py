@@ -299,7 +299,9 @@ class Run:
                 "epoch": epoch + 1, "lr": lr, "train_loss": stats.loss, "train_acc": stats.acc,
                 "test_loss": test_loss, "test_acc": test_acc, "seconds": time.perf_counter() - t0,
                 "train_seconds": stats.seconds, "images_per_s": stats.images / stats.seconds,
-                "dropped": self.masks.fractions(), **self.pruner.counts(),
+                "dropped": self.masks.fractions(),
+                **{k: v for k, v in self.pruner.counts().items() if k != "filters"},  # the exported shape's; the
+                # filter count depends on which groups a run spares, so warm-up records shared across runs leave it out
             }
             self.dir.append(METRICS, record)
             self.epoch = epoch + 1

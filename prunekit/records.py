@@ -218,6 +218,17 @@ def drop_costs(events: list[dict], metrics: list[dict]) -> list[float]:
             if ev["event"] == "drop" and ev["epoch"] in acc and ev["epoch"] + 1 in acc]
 
 
+def restore_gains(events: list[dict], metrics: list[dict]) -> list[tuple[float, float | None]]:
+    """Test accuracy gained 1 and 2 epochs after each restore, against the epoch just before it (the
+    epoch it opened minus the one before, the next one minus the one before; negative = lost): RePr's
+    restore signature, a jump within 1-2 epochs in the paper's Figure 1. For the restores whose
+    epoch before and first epoch after are in ``metrics``; the 2-epoch gain is None where that epoch is
+    not (yet), and counts any event at the start of the second epoch too."""
+    acc = {m["epoch"]: m["test_acc"] for m in metrics}  # epoch k = after k epochs; an event at e opens epoch e + 1
+    return [(acc[e + 1] - acc[e], acc[e + 2] - acc[e] if e + 2 in acc else None)
+            for ev in events if ev["event"] == "restore" and (e := ev["epoch"]) in acc and e + 1 in acc]
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from prunekit.records import EVENTS, METRICS, RunDir, best_after, first_event, mean_std
+from prunekit.records import EVENTS, METRICS, RunDir, best_after, drop_costs, first_event, mean_std, restore_gains
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -52,6 +52,36 @@ def test_record_helpers(tmp_path):
     assert mean_std([1.0, 3.0]) == pytest.approx((2.0, 2 ** 0.5))
 
 
+def test_restore_gains_pair_each_restore_with_the_epoch_before_and_the_two_after(tmp_path):
+    # metrics epoch k = after k epochs; an event record's epoch e = the 0-based epoch at whose start it happened,
+    # so the epoch before it is metrics epoch e and the ones it opens are e + 1 and e + 2
+    accs = [0.30, 0.40, 0.35, 0.36, 0.45, 0.50, 0.52]  # epochs 1..7
+    events = [drop(1, {"c1": [0]}), {"epoch": 3, "event": "restore"}, drop(4, {"c1": [1]}),
+              {"epoch": 6, "event": "restore"}, {"epoch": 7, "event": "restore"}]
+    rd = write_run(tmp_path / "r", accs, events)
+    metrics = rd.read_jsonl(METRICS)
+    gains = restore_gains(rd.read_jsonl(EVENTS), metrics)
+    # restore at 3: before it metrics epoch 3 (0.35), 1 epoch after epoch 4 (0.36), 2 epochs after epoch 5 (0.45)
+    assert gains[0] == pytest.approx((0.01, 0.10))
+    # restore at 6: epoch 6 (0.50) -> epoch 7 (0.52); no epoch 8 yet. Restore at 7 has no epoch after it: left out
+    assert len(gains) == 2 and gains[1][0] == pytest.approx(0.02) and gains[1][1] is None
+    # the same pairing as drop_costs (whose sign is the other way): drop at 1 costs acc(1) - acc(2)
+    assert drop_costs(rd.read_jsonl(EVENTS), metrics) == pytest.approx([0.30 - 0.40, 0.36 - 0.45])
+    assert restore_gains([drop(1, {"c1": [0]})], metrics) == [] and restore_gains(events, []) == []
+
+
+def test_drop_report_shows_each_restores_gains(tmp_path, scripts):
+    _, drop_analysis = scripts
+    rd = write_run(tmp_path / "repr", [0.50, 0.40, 0.46, 0.52],
+                   [drop(1, {"c1": [0]}), {"epoch": 2, "event": "restore", "log": ["c1: keep"]}])
+    rows = [line for line in drop_analysis.report(rd.path).splitlines() if line.startswith("| ")]
+    assert "restore: gain after 1 / 2 epochs (points)" in rows[0]
+    assert rows[1] == "| 2 | drop | 50.00 | 40.00 | – | c1 1/8 |"
+    assert rows[2] == "| 3 | restore | 40.00 | 46.00 | 6.0, 12.0 | c1: keep |"
+    short = write_run(tmp_path / "short", [0.50, 0.40, 0.46], [{"epoch": 2, "event": "restore"}], finished=False)
+    assert "| 3 | restore | 40.00 | 46.00 | 6.0, – |" in drop_analysis.report(short.path)
+
+
 def test_criteria_table_reads_each_ranker_off_its_runs(tmp_path, scripts):
     criteria_table, _ = scripts
     paper, criteria = tmp_path / "paper", tmp_path / "criteria"
@@ -85,9 +115,10 @@ def test_drop_summary_rows(tmp_path, scripts):
     assert row_standard.split(" | ")[1:6] == ["4", "65.00", "70.00 (2)", "90.40", "1.35"]
     # drop at epoch 1 costs acc(1) - acc(2) = -5 points; drop at epoch 3 costs acc(3) - acc(4) = -22 points
     # the second drop takes conv1's filter 1 again (and 2 and conv2's 5 for the first time)
+    # the restore at epoch 2 (after 2 epochs: 0.55): acc(3) - acc(2) = -15 points, acc(4) - acc(2) = +7 points
     assert row_repr.split(" | ")[1:] == ["4", "62.00", "62.00 (4)", "90.40", "1.38", "-5.0 / -22.0", "2+0+1; 2+1+0",
-                                         "1 |"]
-    assert row_standard.endswith("| – | – | – |")
+                                         "1", "-15.0, 7.0 |"]
+    assert row_standard.endswith("| – | – | – | – |")
 
 
 def test_a_drop_cost_that_rounds_to_zero_prints_without_a_sign(tmp_path, scripts):

@@ -6,6 +6,15 @@ repr_ = Method(
     "repr", "RePr: orthogonality ranking, null-space re-init, S1/S2 cycles (p=0.3, S1=20, S2=10)",
     schedule="repr", ranker="orthogonality", reinitializer="nullspace",
 )
+# The first author's own code (issue #26): each difference from `repr` is an option of its own, so that
+# one can be switched back alone: --set normalization=filter, --set max_layer_fraction=0.75,
+# --reinit nullspace --next-layer keep (nullspace's own default is next_layer=zero), --next-layer zero.
+repr_author = Method(
+    "repr-author", "RePr as the first author's code does it: layer-normalised orthogonality with no per-layer cap, "
+    "Gram-Schmidt re-init of the old values, next layer kept (cycle as repr)",
+    schedule="repr", ranker="orthogonality", reinitializer="gram-schmidt",
+    defaults={"ranker": {"normalization": "layer", "max_layer_fraction": 1.0}},
+)
 magnitude = Method("magnitude", "RePr cycle with L1 filter-norm ranking", schedule="repr", ranker="l1",
                    reinitializer="nullspace")
 random = Method("random", "RePr cycle with random ranking", schedule="repr", ranker="random",

@@ -99,7 +99,42 @@ class ReverseOrthogonality(Orthogonality):
 
 
 # --------------------------------------------------------------------------- re-init
-class NullSpace(Reinitializer):
+class _FilterwiseReinit(Reinitializer):
+    """Re-initializes each filter tensor of a returning group (``_reinit_filter``), then the group's
+    other owner and state slices (``others``: the layer's default init, or ``keep``: their values
+    from before the drop), then the consumers' inputs (``next_layer``)."""
+
+    others = "default"
+
+    def reinit(self, ctx: ReinitContext) -> None:
+        returning = [g for g, ret in enumerate(ctx.returning) if ret.any()]
+        fed = {h: {s.name for s in ctx.groups[h].of_role("consumer")} for h in returning}
+        done: set[int] = set()
+
+        def init_inputs(h: int) -> None:
+            if h not in done:
+                done.add(h)
+                init_consumers(ctx, h, self.next_layer)
+
+        for g in returning:
+            group = ctx.groups[g]
+            # Input columns of these filters that returning channels feed (a later group's, or this
+            # group's own through a residual add) get their new values first: the new filters are computed
+            # against the survivors as training will see them. Feed-forward nets never need this.
+            for h in returning:
+                if h >= g and fed[h] & set(group.filters):
+                    init_inputs(h)
+            for name in group.filters:
+                ctx.log.append(f"{group.name} {name}: {self._reinit_filter(ctx, g, name)}")
+            reset_owners(ctx, g, skip=set(group.filters), mode=self.others)
+            init_inputs(g)
+
+    def _reinit_filter(self, ctx: ReinitContext, g: int, name: str) -> str:
+        """Write the returning rows of filter tensor ``name`` of group ``g``; returns a log line."""
+        raise NotImplementedError
+
+
+class NullSpace(_FilterwiseReinit):
     """Returning filters become random combinations of an orthonormal basis of the
     null space of [survivors; their own values before the drop] (a Householder QR in float64).
 
@@ -118,29 +153,6 @@ class NullSpace(Reinitializer):
         if scale not in ("norm-match", "clip", "none"):
             raise PrunekitError(f"scale must be norm-match, clip or none, got {scale!r}")
         self.scale = scale
-
-    def reinit(self, ctx: ReinitContext) -> None:
-        returning = [g for g, ret in enumerate(ctx.returning) if ret.any()]
-        fed = {h: {s.name for s in ctx.groups[h].of_role("consumer")} for h in returning}
-        done: set[int] = set()
-
-        def init_inputs(h: int) -> None:
-            if h not in done:
-                done.add(h)
-                init_consumers(ctx, h, self.next_layer)
-
-        for g in returning:
-            group = ctx.groups[g]
-            # Input columns of these filters that returning channels feed (a later group's, or this
-            # group's own through a residual add) get their new values first: the null space is taken
-            # against the survivors as training will see them. Feed-forward nets never need this.
-            for h in returning:
-                if h >= g and fed[h] & set(group.filters):
-                    init_inputs(h)
-            for name in group.filters:
-                ctx.log.append(f"{group.name} {name}: {self._reinit_filter(ctx, g, name)}")
-            reset_owners(ctx, g, skip=set(group.filters))
-            init_inputs(g)
 
     def _reinit_filter(self, ctx: ReinitContext, g: int, name: str) -> str:
         group = ctx.groups[g]
@@ -204,6 +216,86 @@ def _orthogonal_sample(constraints: torch.Tensor, needed: int, generator: torch.
     coords = torch.zeros(k, needed, dtype=constraints.dtype, device=constraints.device)
     coords[r:] = mix.to(constraints.device)  # coordinates in Q's null-space columns only
     return torch.ormqr(reflectors, tau, coords).T.contiguous()  # Q @ coords
+
+
+class GramSchmidt(_FilterwiseReinit):
+    """The first author's own re-init: each returning filter becomes the Gram–Schmidt residual of its
+    *own value before the drop* against the filters before it in the layer, so it comes back close
+    to what it was, only orthogonal to its predecessors.
+
+    "Before it" is the layer's own order (output-channel index), as a QR of the whole layer matrix
+    gives it: every filter of a lower index, the survivors at their current values and the
+    returning filters as re-initialized (the same span as their old values, which is what the QR
+    uses). Filters of a higher index do not count, so the first filter of a layer comes back
+    unchanged. ``scale``: ``keep`` (the filter's norm before the drop) or ``none`` (unit norm, as
+    the QR's column). Where nothing is left of a filter once the filters before it are taken out
+    (it lies in their span: the 28th-32nd filters of a layer of fan-in 27, or an exact copy), it
+    gets its old value back and the log says so. Bias and the other owner slices get their values
+    from before the drop; the consumers' inputs are kept by default (``next_layer``).
+    """
+
+    others = "keep"
+
+    def __init__(self, scale: str = "keep", next_layer: str = "keep"):
+        super().__init__(next_layer=next_layer)
+        if scale not in ("keep", "none"):
+            raise PrunekitError(f"scale must be keep or none, got {scale!r}")
+        self.scale = scale
+
+    def _reinit_filter(self, ctx: ReinitContext, g: int, name: str) -> str:
+        group = ctx.groups[g]
+        ret = ctx.returning[g]
+        sl = next(s for s in group.slices if s.name == name and s.role == "owner")
+        weight = ctx.tensor(name)
+        moved = weight.detach().movedim(sl.dim, 0)
+        layer = moved.reshape(moved.shape[0], -1).double()  # every filter of the layer, in its own order
+        pos = sl.positions(ret).to(layer.device)  # the returning filters' rows, in slice order
+        old = before_drop_values(ctx, g, sl, ret).reshape(len(pos), -1).double().to(layer.device)
+        layer = layer.index_copy(0, pos, old)[: int(pos.max()) + 1]  # rows after the last returning one play no part
+        units, room = gram_schmidt(layer)
+        units, room = units[pos], room[pos]
+        norms = old.norm(dim=1, keepdim=True)
+        new = units * norms if self.scale == "keep" else units
+        new = torch.where(room[:, None], new, old)
+        write_positions(ctx, sl, ret, new.to(weight.dtype).reshape((len(pos),) + shape_without(weight, sl.dim)))
+        cos = (units[room] * old[room]).sum(1) / norms[room, 0]
+        how = f"gram-schmidt of {len(pos)} old value{'s' if len(pos) != 1 else ''}"
+        if len(cos):
+            how += f", cos to the old value mean {cos.mean().item():.3f} (min {cos.min().item():.3f})"
+        if not room.all():
+            how += (f"; {int((~room).sum())} kept their old values (in the span of the filters before them: "
+                    f"K={layer.shape[1]})")
+        return how
+
+
+def gram_schmidt(rows: torch.Tensor, tol: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """The unit Gram–Schmidt residual of each row of ``rows`` (m × K) against the rows before it,
+    and whether it has one: False for a zero row and for a row whose residual is under ``tol`` of its
+    norm (in the span of the rows before it), whose unit row is left at zero.
+
+    One Householder QR of the rows (as columns) gives every residual at once: column j of Q, signed
+    like R[j, j] so that it points along its own row. A row in the span of those before it would
+    make QR's next column an arbitrary direction, so it is taken out (it changes no later span)
+    and the QR redone: one more QR per such row among the first K; rows after K independent ones
+    have no room at all."""
+    m = rows.shape[0]
+    norms = rows.norm(dim=1)
+    units = torch.zeros_like(rows)
+    room = torch.zeros(m, dtype=torch.bool, device=rows.device)
+    idx = torch.nonzero(norms > 0).flatten()
+    while len(idx):
+        q, r = torch.linalg.qr(rows[idx].T)  # reduced: Q is K × n, R is n × len(idx), n = min(K, len(idx))
+        n = q.shape[1]
+        diag = r.diagonal()
+        short = torch.nonzero(diag.abs() <= tol * norms[idx[:n]]).flatten()
+        if len(short):
+            idx = torch.cat([idx[: int(short[0])], idx[int(short[0]) + 1:]])
+            continue
+        sign = torch.where(diag < 0, -1.0, 1.0).to(q.dtype)
+        units[idx[:n]] = (q * sign).T
+        room[idx[:n]] = True
+        break
+    return units, room
 
 
 # --------------------------------------------------------------------------- schedule
