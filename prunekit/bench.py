@@ -364,23 +364,26 @@ def _cell_text(key: str, value) -> str:
     return str(value)
 
 
-def markdown(rows: list[dict]) -> str:
-    head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
-    return head + "".join("| " + " | ".join(_cell_text(k, r[k]) for k in COLUMNS) + " |\n" for r in rows)
+def markdown(rows: list[dict], columns: list[str] = COLUMNS, text=None) -> str:
+    """A markdown table of ``rows``; ``text(key, value)`` writes a cell (the grid table's by default)."""
+    text = text or _cell_text
+    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+    return head + "".join("| " + " | ".join(text(k, r[k]) for k in columns) + " |\n" for r in rows)
 
 
-def csv_text(rows: list[dict]) -> str:
+def csv_text(rows: list[dict], columns: list[str] = COLUMNS, mean_std: set[str] = MEAN_STD) -> str:
+    """CSV of ``rows``; a (mean, std) column becomes two."""
     buf = io.StringIO()
     w = csv.writer(buf)
     header = []
-    for k in COLUMNS:
-        header += [f"{k}_mean", f"{k}_std"] if k in MEAN_STD else [k]
+    for k in columns:
+        header += [f"{k}_mean", f"{k}_std"] if k in mean_std else [k]
     w.writerow(header)
     for r in rows:
         line = []
-        for k in COLUMNS:
+        for k in columns:
             v = r[k]
-            if k in MEAN_STD:
+            if k in mean_std:
                 line += list(v) if v is not None else ["", ""]
             else:
                 line.append(v if v is not None else "")

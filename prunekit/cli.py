@@ -62,6 +62,8 @@ RUN_OPTIONS = [
     click.option("--next-layer", type=click.Choice(["zero", "random", "keep"]), help="Consumers' inputs of returning filters."),
     click.option("--reinit-scale", "scale", type=click.Choice(["norm-match", "clip", "none"]), help="Null-space filter scale."),
     click.option("--exclude-first/--no-exclude-first", default=None, help="Never drop the first conv's filters."),
+    click.option("--graph-timeout", type=float, help="Seconds torch-pruning may take to build the filter groups "
+                 "(default 60)."),
 ]
 
 

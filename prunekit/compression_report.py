@@ -3,8 +3,6 @@ the measured speed-up and the filters removed per layer, per (method, option set
 and one accuracy-against-MACs plot."""
 from __future__ import annotations
 
-import csv
-import io
 import statistics
 from pathlib import Path
 
@@ -66,20 +64,6 @@ def _text(key: str, value) -> str:
     return str(value)
 
 
-def markdown(rows: list[dict]) -> str:
-    head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
-    return head + "".join("| " + " | ".join(_text(k, r[k]) for k in COLUMNS) + " |\n" for r in rows)
-
-
-def csv_text(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow([h for k in COLUMNS for h in ([f"{k}_mean", f"{k}_std"] if k in MEAN_STD else [k])])
-    for r in rows:
-        w.writerow([x for k in COLUMNS for x in ((list(r[k]) if r[k] else ["", ""]) if k in MEAN_STD else [r[k]])])
-    return buf.getvalue()
-
-
 def plot(rows: list[dict], path: Path) -> Path:
     """Final test accuracy against the fraction of dense MACs kept, one series per row's method."""
     import matplotlib
@@ -109,7 +93,9 @@ def plot(rows: list[dict], path: Path) -> Path:
 
 def write(out: Path, rows: list[dict]) -> list[Path]:
     """compression.md, compression.csv and accuracy_vs_macs.png in ``out``."""
+    from .bench import csv_text, markdown
+
     md, cs = out / "compression.md", out / "compression.csv"
-    atomic_write_text(markdown(rows), md)
-    atomic_write_text(csv_text(rows), cs)
+    atomic_write_text(markdown(rows, COLUMNS, _text), md)
+    atomic_write_text(csv_text(rows, COLUMNS, MEAN_STD), cs)
     return [md, cs, plot(rows, out / "accuracy_vs_macs.png")]

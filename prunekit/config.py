@@ -54,6 +54,7 @@ class RunConfig:
     pretrained: str | None = None  # timm models: "cache" or a weights file
     exclude: list = field(default_factory=list)
     exclude_first: bool = False
+    graph_timeout: float | None = 60.0  # seconds torch-pruning may take to build the filter groups
     eval_batch_size: int = 1000
     out: str = "runs"
     name: str | None = None
@@ -254,6 +255,9 @@ def _validate(cfg: RunConfig) -> None:
         raise PrunekitError(f"exclude must be a list of module-name patterns, got {cfg.exclude!r}")
     if not isinstance(cfg.lr_milestones, list) or not all(isinstance(m, int) and m > 0 for m in cfg.lr_milestones):
         raise PrunekitError(f"lr_milestones must be a list of positive epochs, got {cfg.lr_milestones!r}")
+    bad = isinstance(cfg.graph_timeout, bool) or not isinstance(cfg.graph_timeout, (int, float, type(None)))
+    if bad or (cfg.graph_timeout is not None and cfg.graph_timeout <= 0):
+        raise PrunekitError(f"graph_timeout must be a positive number of seconds, got {cfg.graph_timeout!r}")
     if cfg.nesterov and cfg.momentum <= 0:
         raise PrunekitError("nesterov needs momentum > 0; add --momentum 0.9 or drop --nesterov")
     if cfg.optimizer == "adamw" and (cfg.momentum or cfg.nesterov):

@@ -105,7 +105,7 @@ class Run:
             self.reinitializer: Reinitializer | None = build_component("reinitializer", cfg.reinitializer,
                                                                        cfg.reinitializer_args)
         self.pruner = Pruner(self.model, example, self.ranker, self.reinitializer, exclude=cfg.exclude,
-                             exclude_first=cfg.exclude_first)
+                             exclude_first=cfg.exclude_first, graph_timeout=cfg.graph_timeout)
         self.groups: GroupSet = self.pruner.groups
         self.masks = self.pruner.masks
         self.permanent = self.schedule.permanent(cfg.epochs)

@@ -8,6 +8,9 @@ plain :class:`Slice` records. Nothing downstream touches torch-pruning objects.
 from __future__ import annotations
 
 import fnmatch
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterable, Literal, Sequence
 
@@ -83,12 +86,15 @@ def build_groups(
     exclude: Sequence[str] = (),
     exclude_first: bool = False,
     ignore: Iterable[nn.Module] = (),
+    timeout: float | None = 60.0,
 ) -> GroupSet:
     """Filter groups of every conv output in ``model``.
 
     ``exclude``: glob patterns of module names whose groups are never dropped;
     ``exclude_first``: leave the first conv's group alone (RePr's shallow-layer remedy);
-    ``ignore``: modules torch-pruning must not prune (the classifier by default).
+    ``ignore``: modules torch-pruning must not prune (the classifier by default);
+    ``timeout``: seconds torch-pruning may take (None: no bound); past them, one clear error
+    naming the stage and the last module the trace ran.
     """
     names = {m: n for n, m in model.named_modules()}
     convs = [m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)]
@@ -96,19 +102,32 @@ def build_groups(
     ignore = list(ignore) or _default_ignored(model)
     was_training = model.training
     model.eval()
+    progress = _Progress(model)
     try:
-        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
+        with _time_bound(timeout):
+            graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
+            progress.stage = "grouping coupled channels"
+            tp_groups = list(graph.get_all_groups(ignored_layers=ignore,
+                                                  root_module_types=(nn.Conv2d, nn.Conv1d, nn.Conv3d)))
+    except _TimeUp:
+        raise PrunekitError(
+            f"building the filter groups of {type(model).__name__} took more than {timeout:g} s (torch-pruning, "
+            f"{progress.describe()}); allow more with --graph-timeout SECONDS, or leave that part out of pruning "
+            f"with --set exclude=[NAME*]"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - tracing runs the model; any failure means "cannot trace"
         raise PrunekitError(
             f"cannot trace {type(model).__name__} on an input of shape {tuple(example_inputs.shape)} ({first_line(exc)}); "
             f"use a model that accepts this input size or a dataset with larger images"
         ) from None
-    model.train(was_training)
+    finally:
+        progress.remove()
+        model.train(was_training)
     param_names = {p: n for n, p in model.named_parameters()}
     order = {m: i for i, m in enumerate(convs)}
 
     groups, excluded, unsupported, owners = [], [], set(), []
-    for tp_group in graph.get_all_groups(ignored_layers=ignore, root_module_types=(nn.Conv2d, nn.Conv1d, nn.Conv3d)):
+    for tp_group in tp_groups:
         root = tp_group[0].dep.target.module
         root_name = names[root]
         slices, bad = _group_slices(tp_group, graph, names, param_names)
@@ -141,6 +160,50 @@ def build_groups(
         )
     groups.sort(key=lambda g: g.depth)
     return GroupSet(groups, excluded, sorted(unsupported))
+
+
+class _TimeUp(BaseException):
+    """Raised by the alarm; a BaseException so that no ``except Exception`` inside the library swallows it."""
+
+
+@contextmanager
+def _time_bound(seconds: float | None):
+    """Raise _TimeUp in this thread after ``seconds`` (a no-op off the main thread or without SIGALRM)."""
+    usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise _TimeUp()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class _Progress:
+    """Where graph building is: the stage, and the last module the traced forward pass entered."""
+
+    def __init__(self, model: nn.Module):
+        self.stage, self.last = "tracing the forward pass", None
+        self.hooks = [m.register_forward_pre_hook(self._entered(n)) for n, m in model.named_modules() if n]
+
+    def _entered(self, name: str):
+        def hook(module, args):
+            self.last = name
+        return hook
+
+    def describe(self) -> str:
+        return self.stage + (f"; last module run: {self.last}" if self.last else "")
+
+    def remove(self) -> None:
+        for h in self.hooks:
+            h.remove()
 
 
 def _default_ignored(model: nn.Module) -> list[nn.Module]:

@@ -38,17 +38,18 @@ class Pruner:
 
     ``ranker``/``reinitializer``: instances, or registered names (``"l2"``, ``"nullspace"``) with
     default options. ``example_inputs``: one batch the model accepts (traced for the groups, and for
-    counting MACs). ``groups``: prebuilt groups, else built here (``exclude``, ``exclude_first``).
+    counting MACs). ``groups``: prebuilt groups, else built here (``exclude``, ``exclude_first``,
+    ``graph_timeout``: seconds torch-pruning may take to trace the model).
     """
 
     def __init__(self, model: nn.Module, example_inputs: torch.Tensor, ranker: Ranker | str | None = None,
                  reinitializer: Reinitializer | str | None = None, *, groups: GroupSet | None = None,
-                 exclude=(), exclude_first: bool = False,
+                 exclude=(), exclude_first: bool = False, graph_timeout: float | None = 60.0,
                  loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy):
         self.model = model
         self.example_inputs = example_inputs[:1]
-        self.groups = groups if groups is not None else build_groups(model, self.example_inputs, exclude=exclude,
-                                                                     exclude_first=exclude_first)
+        self.groups = groups if groups is not None else build_groups(
+            model, self.example_inputs, exclude=exclude, exclude_first=exclude_first, timeout=graph_timeout)
         self.masks = FilterMasks(model, self.groups)
         self.ranker = _component("ranker", ranker)
         self.reinitializer = _component("reinitializer", reinitializer)

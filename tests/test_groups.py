@@ -1,4 +1,6 @@
 """Filter groups come from the dependency graph with every slice a filter owns."""
+import signal
+
 import pytest
 import torch
 
@@ -69,3 +71,29 @@ def test_exclude_first_and_patterns():
                                        for g in spared for s in g.slices if s.role == "owner")
     with pytest.raises(PrunekitError, match=r"exclude pattern\(s\) feature\.0 match no module .*features\.0"):
         build_groups(model, torch.zeros(1, 3, 32, 32), exclude=["features.4", "feature.0"])  # a typo, not a no-op
+
+
+class _Endless(torch.nn.Module):
+    """A block whose forward pass never ends (a stand-in for a model torch-pruning cannot trace in time)."""
+
+    def forward(self, x):
+        while True:
+            x = x + 0
+
+
+def test_a_graph_that_takes_too_long_is_refused_naming_the_stage_and_module():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), _Endless())
+    with pytest.raises(PrunekitError) as err:
+        build_groups(model, torch.zeros(1, 3, 8, 8), timeout=0.5)
+    message = str(err.value)
+    assert "more than 0.5 s" in message and "tracing the forward pass" in message, message
+    assert "last module run: 2" in message and "--graph-timeout" in message, message
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # no alarm left behind
+
+
+def test_a_timeout_that_is_not_reached_changes_nothing():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 3))
+    bounded = build_groups(model, torch.zeros(1, 3, 8, 8), timeout=30)
+    free = build_groups(model, torch.zeros(1, 3, 8, 8), timeout=None)
+    assert [g.name for g in bounded] == [g.name for g in free] and [g.size for g in bounded] == [g.size for g in free]
+    assert not model._forward_pre_hooks and not model[0]._forward_pre_hooks  # the progress hooks are gone
