@@ -178,7 +178,9 @@ def _time_bound(seconds: float | None):
         raise _TimeUp()
 
     previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    # it fires again every 0.2 s once the time is up: a library that catches everything (torch-pruning's
+    # tracer retries the call in a bare ``except``) is interrupted again until the error gets out
+    signal.setitimer(signal.ITIMER_REAL, float(seconds), 0.2)
     try:
         yield
     finally:
