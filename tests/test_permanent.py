@@ -258,3 +258,22 @@ def test_schedules_ranker_and_methods_are_registered():
         assert "iterative|gradual" in method.description
         get("rankers", method.ranker)  # the ranker it names exists
         assert get("schedules", method.schedule)().permanent(10)
+
+
+def test_normalized_magnitude_is_blind_to_a_layers_scale():
+    """With normalize=true each group's norms are divided by their live mean: scaling one layer's
+    weights changes raw L2 picks but not the normalized ones."""
+
+    from prunekit import Pruner
+
+    def picks(scale: float, normalize: bool) -> dict:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3))
+        with torch.no_grad():
+            model[2].weight.mul_(scale)
+            model[2].bias.mul_(scale)
+        ranker = get("rankers", "l2").build("l2", normalize=normalize, max_layer_fraction=0.75)
+        return Pruner(model, torch.zeros(1, 3, 12, 12), ranker=ranker).drop(0.25)["dropped"]
+
+    assert picks(1.0, True) == picks(10.0, True)
+    assert picks(1.0, False) != picks(10.0, False)  # raw norms: the scaled layer is spared

@@ -3,22 +3,35 @@ from __future__ import annotations
 
 import torch
 
-from prunekit import RankContext, Ranker, ReinitContext, Reinitializer, Schedule
+from prunekit import PrunekitError, RankContext, Ranker, ReinitContext, Reinitializer, Schedule
 from prunekit.reinit import init_consumers, reset_owners
 
 
 class Magnitude(Ranker):
-    """Filter weight norm (mean over a coupled group's convs); small = dropped first."""
+    """Filter weight norm (mean over a coupled group's convs); small = dropped first.
+
+    ``normalize``: divide each group's norms by their mean over its live filters, so that a global
+    ranking compares filters with their own layer's typical norm rather than across layers' scales.
+    """
 
     p = 1
 
+    def __init__(self, normalize: bool = False, **base):
+        super().__init__(**base)
+        if not isinstance(normalize, bool):
+            raise PrunekitError(f"normalize must be true or false, got {normalize!r}")
+        self.normalize = normalize
+
     def scores(self, ctx: RankContext) -> list[torch.Tensor]:
         out = []
-        for group in ctx.groups:
+        for group, dropped in zip(ctx.groups, ctx.dropped):
             total = torch.zeros(group.size)
             for name in group.filters:
                 total += ctx.filter_rows(group, name).float().norm(p=self.p, dim=1).cpu()
-            out.append(total / max(len(group.filters), 1))
+            score = total / max(len(group.filters), 1)
+            if self.normalize and (~dropped).any():
+                score = score / score[~dropped].mean().clamp_min(1e-12)
+            out.append(score)
         return out
 
 
