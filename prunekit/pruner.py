@@ -62,13 +62,17 @@ class Pruner:
         return self.masks.dropped
 
     @property
+    def device(self) -> torch.device:
+        """Where the model's parameters are (the CPU for a model without any)."""
+        return next((p.device for p in self.model.parameters()), torch.device("cpu"))
+
+    @property
     def cost(self):
         """The :class:`prunekit.cost.CostModel` (built on first use: one forward pass)."""
         if self._cost is None:
             from .cost import CostModel
 
-            device = next((p.device for p in self.model.parameters()), torch.device("cpu"))
-            self._cost = CostModel(self.model, self.groups, self.example_inputs.to(device))
+            self._cost = CostModel(self.model, self.groups, self.example_inputs.to(self.device))
         return self._cost
 
     def counts(self) -> dict[str, int]:
@@ -98,10 +102,9 @@ class Pruner:
         ``metric``; clears their optimizer state. ``batches(n)`` feeds data-driven rankers."""
         if self.ranker is None:
             raise PrunekitError("this pruner has no ranker; give one (e.g. ranker='l2') to drop filters")
-        device = next((p.device for p in self.model.parameters()), torch.device("cpu"))
         ctx = RankContext(self.model, self.groups, [d.clone() for d in self.dropped],
                           generator if generator is not None else torch.Generator().manual_seed(0),
-                          batches or _no_batches, self.loss_fn, device)
+                          batches or _no_batches, self.loss_fn, self.device)
         t0 = time.perf_counter()
         cost = self.cost if keep is not None else None
         picks, scores = self.ranker.select_scored(ctx, ratio, keep=keep, metric=metric, cost=cost)
@@ -135,9 +138,8 @@ class Pruner:
             if ret.any():
                 clear_optimizer_state(optimizer, self.model, group.slices, ret)
         self.masks.release()
-        device = next((p.device for p in self.model.parameters()), torch.device("cpu"))
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)  # the time below covers the re-init kernels still queued
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # the time below covers the re-init kernels still queued
         return {
             "event": "restore", "seconds": time.perf_counter() - t0,
             "restored": {g.name: r.nonzero().flatten().tolist() for g, r in zip(self.groups, returning)},
