@@ -7,7 +7,7 @@ with compression summaries) and ``OUT/torch-pruning`` (``export_keep=K`` folders
 ``tp_baseline.py`` and their ``finetune_keep=K_seedN`` runs). torch-pruning's rows get the same
 figures as prunekit's: test accuracy right after the cut (evaluated here on the test set),
 after fine-tuning, the fraction of MACs and parameters kept and the batch-64 latency speed-up
-of the cut model against the dense one (median of 10, measured here). Writes
+of the cut model against the dense one (median of 10, the two run alternately, measured here). Writes
 ``OUT/compression.md``, ``OUT/compression.csv``, ``OUT/accuracy_vs_macs.png`` and compression_table.json (its log: compression_table.log, by resnet20_compress.sh).
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from prunekit.config import resolve
 from prunekit.cost import count_macs, count_params
 from prunekit.data import Batches, data_dir
 from prunekit.groups import build_groups
-from prunekit.export import apply_pruned, latency_ms, read_pruned
+from prunekit.export import apply_pruned, read_pruned, speed
 from prunekit.records import RunDir
 from prunekit.weights import build_with_weights
 
@@ -53,7 +53,7 @@ def torch_pruning_rows(out: Path, dense_acc: float, data) -> list[dict]:
         small = apply_pruned(build_with_weights(resolve({**base_cfg.to_dict(), "init_from": None}), data.num_classes,
                                                 data.shape), record, example)
         x64 = torch.randn((64,) + data.shape)
-        speedup = latency_ms(dense, x64, 10) / latency_ms(small, x64, 10)
+        speedup = speed(dense, small, x64, 10)["speedup"]
         after = test_accuracy(small, data)
         fine = []
         for run in sorted((out / "torch-pruning").glob(f"finetune_keep={keep}_seed*")):

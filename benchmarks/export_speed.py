@@ -14,6 +14,11 @@
     latency at batch 64 and 1, dense and exported measured alternately in the same process, median
     of ``--runs`` after ``--warmup`` passes each; target dense/exported >= 1.5x at batch 64.
 
+(c) with ``--grid OUT`` (a compression benchmark folder, e.g. benchmarks/results/resnet20-compress):
+    every finished grid cell at ``--keep`` of the MACs and torch-pruning's cut at that target, each
+    exported from its run's final checkpoint and timed against OUT/baseline alternately, batch 64
+    and 1, median of ``--runs``: at equal MACs, how the speed-up depends on where the filters went.
+
 Writes benchmarks/results/export_speed.json (the log is this output, through tee).
 """
 from __future__ import annotations
@@ -31,6 +36,7 @@ from prunekit import registry
 from prunekit.cost import count_macs, count_params
 from prunekit.environment import describe
 from prunekit.errors import PrunekitError
+from prunekit.export import apply_pruned, load_run, paired_latency_ms, read_pruned
 from prunekit.pruner import Pruner
 from prunekit.records import RunDir
 
@@ -86,19 +92,6 @@ def bench_resnet50(repeats: int, keep: float) -> dict:
     }
 
 
-@torch.inference_mode()
-def side_by_side(a: torch.nn.Module, b: torch.nn.Module, x: torch.Tensor, runs: int, warmup: int) -> tuple:
-    """Median milliseconds of ``a`` and ``b`` on ``x``, run alternately so that both see the same load."""
-    for _ in range(warmup):
-        a(x)
-        b(x)
-    ta, tb = [], []
-    for _ in range(runs):
-        ta.append(timed(lambda: a(x))[0] * 1000)
-        tb.append(timed(lambda: b(x))[0] * 1000)
-    return statistics.median(ta), statistics.median(tb)
-
-
 def bench_resnet20(base: str | None, keep: float, runs: int, warmup: int) -> list[dict]:
     """Latency of resnet20 dense and cut to ``keep`` of its MACs, batch 64 and 1."""
     torch.manual_seed(0)
@@ -121,13 +114,43 @@ def bench_resnet20(base: str | None, keep: float, runs: int, warmup: int) -> lis
     rows = []
     for batch in (64, 1):
         xb = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(batch))
-        dense_ms, small_ms = side_by_side(dense_model, small, xb, runs, warmup)
+        dense_ms, small_ms = paired_latency_ms(dense_model, small, xb, runs, warmup)
         rows.append({"part": "b", "model": "resnet20", "image": 32, "weights": weights, "keep_macs": keep,
                      "batch": batch, "runs": runs, "warmup": warmup, **counts,
                      "macs_kept": counts["exported_macs"] / counts["dense_macs"],
                      "median_dense_ms": dense_ms, "median_exported_ms": small_ms, "speedup": dense_ms / small_ms,
                      "speedup_target": SPEEDUP_TARGET if batch == 64 else None,
                      "speedup_target_met": dense_ms / small_ms >= SPEEDUP_TARGET if batch == 64 else None})
+    return rows
+
+
+def bench_grid(out: Path, keep: float, runs: int, warmup: int) -> list[dict]:
+    """(c) Latency of every finished cell of ``out/grid`` at ``keep`` of the MACs, and of torch-pruning's cut."""
+
+    dense_run = load_run(out / "baseline")
+    dense = dense_run.model.to(memory_format=torch.contiguous_format).eval()
+    x1 = torch.zeros((1,) + dense_run.data.shape)
+    cuts = {}
+    for cell in sorted((out / "grid").glob(f"*target={keep:g}_seed*")):
+        if cell.is_dir() and (cell / "summary.json").exists():
+            cuts[cell.name] = load_run(cell).pruner.export()
+    tp_cut = out / "torch-pruning" / f"export_keep={keep:g}"
+    if (tp_cut / "pruned.pt").exists():
+        cuts[f"torch-pruning (group L2)_target={keep:g}"] = apply_pruned(load_run(out / "baseline").model, read_pruned(tp_cut), x1)
+    rows = []
+    for name, small in cuts.items():
+        small.eval()
+        row = {"part": "c", "cell": name, "keep_target": keep, "runs": runs, "warmup": warmup,
+               "macs_kept": count_macs(small, x1) / count_macs(dense, x1),
+               "params_kept": count_params(small) / count_params(dense)}
+        for batch in (64, 1):
+            xb = torch.randn((batch,) + dense_run.data.shape, generator=torch.Generator().manual_seed(batch))
+            dense_ms, small_ms = paired_latency_ms(dense, small, xb, runs, warmup)
+            row[f"b{batch}"] = {"dense_ms": dense_ms, "exported_ms": small_ms, "speedup": dense_ms / small_ms}
+        row["speedup_target_met"] = row["b64"]["speedup"] >= SPEEDUP_TARGET
+        print(f"  {name}: MACs {row['macs_kept']:.3f}  b64 {row['b64']['speedup']:.2f}x  b1 {row['b1']['speedup']:.2f}x",
+              flush=True)
+        rows.append(row)
     return rows
 
 
@@ -138,7 +161,8 @@ def main() -> None:
     ap.add_argument("--base", help="(b) a finished resnet20 run whose weights to use (default: random weights)")
     ap.add_argument("--runs", type=int, default=20, help="(b) timed passes per model and batch size (default 20)")
     ap.add_argument("--warmup", type=int, default=3, help="(b) untimed passes first (default 3)")
-    ap.add_argument("--parts", default="a,b", help="which parts to run (default a,b)")
+    ap.add_argument("--grid", type=Path, help="(c) a compression benchmark folder: time each finished cell's export")
+    ap.add_argument("--parts", default="a,b", help="which parts to run (default a,b; c runs with --grid)")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
     ap.add_argument("--out", default=str(RESULTS / "export_speed.json"))
     args = ap.parse_args()
@@ -152,6 +176,8 @@ def main() -> None:
         rows.append(bench_resnet50(args.repeats, args.keep))
     if "b" in parts:
         rows += bench_resnet20(args.base, args.keep, args.runs, args.warmup)
+    if args.grid:
+        rows += bench_grid(args.grid, args.keep, args.runs, args.warmup)
 
     print()
     for r in rows:
@@ -176,6 +202,15 @@ def main() -> None:
                 f"   target >= {r['speedup_target']:g}x: {'met' if r['speedup_target_met'] else 'MISSED'}"
             print(f"    {r['batch']:5d}  {r['median_dense_ms']:9.2f}  {r['median_exported_ms']:12.2f}  "
                   f"{r['speedup']:7.2f}x{target}")
+    grid = [r for r in rows if r["part"] == "c"]
+    if grid:
+        print(f"(c) {args.grid}: exports at {args.keep:g} of the MACs against the baseline, median of {args.runs}, "
+              f"alternately")
+        print("    cell                                          MACs   params   b64 speedup   b1 speedup")
+        for r in sorted(grid, key=lambda r: -r["b64"]["speedup"]):
+            print(f"    {r['cell']:<44}  {r['macs_kept']:.3f}  {r['params_kept']:.3f}  {r['b64']['speedup']:10.2f}x  "
+                  f"{r['b1']['speedup']:10.2f}x   target >= {SPEEDUP_TARGET:g}x at b64: "
+                  f"{'met' if r['speedup_target_met'] else 'MISSED'}")
     write_results("export_speed.py", args, rows, environment={k: env[k] for k in
                                                               ("torch", "cpu", "threads", "commit", "code_modified",
                                                                "python", "platform")})

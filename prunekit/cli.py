@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import signal
 import sys
 from contextlib import contextmanager
@@ -139,13 +140,18 @@ def run(config_file, sets, resume_dir, overwrite, quiet, **options):
         values = read_config_file(config_file) if config_file else {}
         cfg = resolve(values, {**given, **_parse_sets(sets)})
         summary = _train(cfg, quiet, overwrite=overwrite)
-    _print_summary(summary)
+    if summary:  # under torchrun, rank 0's
+        _print_summary(summary)
 
 
 def _train(cfg, quiet: bool, **kw) -> dict:
-    from .engine import start_run
+    from .distributed import launched_by_torchrun
+    from .engine import Callbacks, start_run
     from .progress import RichProgress
 
+    if launched_by_torchrun() and os.environ.get("RANK", "0") != "0":  # rank 0 speaks for the run
+        with _sigterm_as_interrupt():
+            return start_run(cfg, callbacks=Callbacks(), **kw)
     with _sigterm_as_interrupt(), RichProgress(console, cfg, quiet=quiet) as progress:
         return start_run(cfg, callbacks=progress, **kw)
 
@@ -186,8 +192,12 @@ def _print_summary(summary: dict) -> None:
 def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads, quiet, **options):
     """Run (or resume) a grid of methods x --set values x seeds, then write table.md, table.csv and plots."""
     from . import bench as grid_mod
+    from .distributed import launched_by_torchrun
     from .plot import plot_runs
 
+    if launched_by_torchrun():
+        raise PrunekitError("bench runs each cell in one process and cannot run under torchrun; launch "
+                            "`torchrun --nproc-per-node N -m prunekit run ...` for each run instead")
     given = _targets({k: v for k, v in options.items() if v is not None})
     for key in ("method", "seed", "name"):
         if key in given:
@@ -430,7 +440,14 @@ def main(argv=None) -> None:
         console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C inside a command into Abort
-        console.print("interrupted; finished epochs are kept: continue with `prunekit run --resume <run dir>`")
+        from .distributed import launched_by_torchrun
+
+        if launched_by_torchrun():  # torchrun stops every rank when one fails or is interrupted
+            console.print(f"rank {os.environ.get('RANK')}: stopped (torchrun stops all ranks when one fails or is "
+                          f"interrupted); finished epochs are kept: continue with `torchrun --nproc-per-node "
+                          f"{os.environ.get('WORLD_SIZE')} -m prunekit run --resume <run dir>`")
+        else:
+            console.print("interrupted; finished epochs are kept: continue with `prunekit run --resume <run dir>`")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

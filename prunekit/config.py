@@ -56,6 +56,8 @@ class RunConfig:
     exclude_first: bool = False
     graph_timeout: float | None = 60.0  # seconds torch-pruning may take to build the filter groups
     eval_batch_size: int = 1000
+    world_size: int = 1  # ranks that train the run (torchrun); set by the run, not an option
+    rank_batch_size: int | None = None  # under torchrun: each rank's share of batch_size (the global batch)
     out: str = "runs"
     name: str | None = None
 

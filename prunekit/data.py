@@ -231,13 +231,18 @@ class Batches:
 
     Augmentation (random crop with ``pad`` zero padding, horizontal flip) is done
     for the whole batch with tensor ops; the random numbers come from
-    ``generator`` so a run is reproducible and resumable.
+    ``generator`` so a run is reproducible and resumable. With ``shard=(rank, ranks)``
+    each batch of the shared order is split among the ranks and this one yields its part
+    (the same order and draws on every rank, so N ranks see what one process sees); a last
+    batch smaller than the number of ranks is left out on all of them.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, mean, std, *,
                  device: torch.device, shuffle: bool = False, augment: bool = False, pad: int = 4,
-                 generator: torch.Generator | None = None, channels_last: bool = False):
+                 generator: torch.Generator | None = None, channels_last: bool = False,
+                 shard: tuple[int, int] = (0, 1)):
         self.x = x.to(device)
+        self.shard = shard
         self.y = y.to(device)
         self.batch_size = batch_size
         self.shuffle, self.augment, self.pad = shuffle, augment, pad
@@ -261,12 +266,19 @@ class Batches:
             shifts = torch.cat([shift for shift, _ in draws], 1).to(self.device)
             flips = torch.cat([flip for _, flip in draws]).to(self.device)
         order = order.to(self.device)
+        rank, ranks = self.shard
         for start in starts:
             span = slice(start, start + self.batch_size)
             idx = order[span]
+            mine = slice(None)
+            if ranks > 1:
+                if len(idx) < ranks:
+                    break
+                mine = torch.arange(len(idx), device=self.device).tensor_split(ranks)[rank]
+                idx = idx[mine]
             xb = self.x[idx]
             if self.augment:
-                xb = self._augment(xb, shifts[:, span], flips[span])
+                xb = self._augment(xb, shifts[:, span][:, mine], flips[span][mine])
             xb = (xb.float() - self.mean) / self.std
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import registry
+from . import distributed, registry
 from .config import RunConfig
 from .data import Batches, ImageData, data_dir
 from .device import configure_cuda, resolve_device
@@ -91,7 +91,10 @@ class Run:
         self.cfg = cfg
         self.dir = run_dir
         self.cb = callbacks or Callbacks()
+        self.world = distributed.world()
         self.device = resolve_device(cfg.device)
+        if self.world.distributed and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.world.local_rank)
         if self.device.type == "cuda":
             configure_cuda()
         self.data = data if data is not None else load_data(cfg)
@@ -115,17 +118,21 @@ class Run:
         self.model.to(self.device)
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        self.net = self.model  # what training calls: the model, or DDP around it under torchrun
+        if self.world.distributed:
+            self.net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = make_optimizer(cfg, self.model)
         self.lr_schedule = make_lr_schedule(cfg, self.optimizer)
         self.data_gen = torch.Generator().manual_seed(cfg.seed)
         self.train_batches = Batches(
             self.data.train_x, self.data.train_y, cfg.batch_size, self.data.mean, self.data.std,
             device=self.device, shuffle=True, augment=cfg.augment, generator=self.data_gen,
-            channels_last=cfg.channels_last,
+            channels_last=cfg.channels_last, shard=(self.world.rank, self.world.size),
         )
         self.test_batches = Batches(
             self.data.test_x, self.data.test_y, cfg.eval_batch_size, self.data.mean, self.data.std,
-            device=self.device, channels_last=cfg.channels_last,
+            device=self.device, channels_last=cfg.channels_last, shard=(self.world.rank, self.world.size),
         )
         self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
@@ -169,16 +176,18 @@ class Run:
         self.masks.hold(self.optimizer)
 
     def save_state(self) -> None:
-        """The checkpoint, and at the schedule's first event then the warm-up: a run stopped between
+        """(Rank 0 only.) The checkpoint, and at the schedule's first event then the warm-up: a run stopped between
         the two keeps it when resumed (see ``start_run``), and a kept warm-up is always the state the
         run went on from."""
+        if not self.world.main:
+            return
         state = self.state_dict()
         self.dir.save_checkpoint(state)
         self.keep_warmup(state)
 
     def keep_warmup(self, state: dict) -> None:
         """Keep ``state`` as the run's warm-up when it is the state at the schedule's first event."""
-        if self.epoch == self.first_event and self.dir.warmup_info() is None:
+        if self.world.main and self.epoch == self.first_event and self.dir.warmup_info() is None:
             self.dir.save_warmup(state, self.device.type)
 
     # ------------------------------------------------------------------ events
@@ -221,7 +230,11 @@ class Run:
                 record = self.restore(epoch)
             else:
                 raise PrunekitError(f"schedule {self.cfg.schedule!r} emitted an unknown event {ev!r}")
-            self.dir.append(EVENTS, record)
+            if not distributed.broadcast_from_main(self.world, self.model, self.masks, self.optimizer):
+                self.cb.warning(f"epoch {epoch + 1}: the ranks' {record['event']} did not agree bitwise (a kernel "
+                                f"that is not reproducible); every rank now holds rank 0's result")
+            if self.world.main:
+                self.dir.append(EVENTS, record)
             self.cb.event(record)
 
     # ------------------------------------------------------------------ loops
@@ -237,7 +250,7 @@ class Run:
         t0 = time.perf_counter()
         for xb, yb in self.train_batches:
             with self.autocast():
-                out = self.model(xb)
+                out = self.net(xb)
                 loss = F.cross_entropy(out, yb)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
@@ -253,9 +266,10 @@ class Run:
             self.cb.batch_end(loss.detach(), batch_correct / n)
         loss_sum = float(total_loss)  # waits for the device (CUDA runs ahead), so the time covers all the work
         seconds = time.perf_counter() - t0
+        loss_sum, correct, seen = self.world.sum([loss_sum, float(correct), seen], self.device)  # all ranks'
         if not math.isfinite(loss_sum):
             raise PrunekitError("training diverged (loss is not finite); lower --lr or use --precision fp32")
-        return EpochStats(loss_sum / seen, float(correct) / seen, seen, seconds)
+        return EpochStats(loss_sum / seen, correct / seen, int(seen), seconds)
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
@@ -267,12 +281,15 @@ class Run:
             total_loss += float(F.cross_entropy(out.float(), yb, reduction="sum"))
             correct += int((out.argmax(1) == yb).sum())
             seen += len(yb)
+        total_loss, correct, seen = self.world.sum([total_loss, correct, seen], self.device)  # all ranks' shares
         return total_loss / seen, correct / seen
 
     def record_session(self) -> None:
         """Append this session to sessions.jsonl; warn when it differs from the one that trained the epochs
         before it (the run's numbers then come from two setups)."""
-        now = {"from_epoch": self.epoch, **describe(self.device)}
+        if not self.world.main:
+            return
+        now = {"from_epoch": self.epoch, **describe(self.device), "world_size": self.world.size}
         earlier = self.dir.read_jsonl(SESSIONS) if self.epoch > 0 else []
         if earlier and (diffs := changes(earlier[-1], now)):
             trained = f"epochs {earlier[-1]['from_epoch'] + 1}-{self.epoch}"
@@ -303,10 +320,13 @@ class Run:
                 **{k: v for k, v in self.pruner.counts().items() if k != "filters"},  # the exported shape's; the
                 # filter count depends on which groups a run spares, so warm-up records shared across runs leave it out
             }
-            self.dir.append(METRICS, record)
+            if self.world.main:
+                self.dir.append(METRICS, record)
             self.epoch = epoch + 1
             self.save_state()
             self.cb.epoch_end(record)
+        if not self.world.main:  # rank 0 writes the summary
+            return {}
         summary = self.summary()
         self.dir.write_summary(summary)
         self.cb.run_end(summary)
@@ -336,14 +356,15 @@ class Run:
     def compression(self) -> dict:
         """A permanent run's result: what export would remove, the accuracy before and right after the
         drops, and the latency of the exported model against the dense one (batch 64, this device)."""
-        from .export import latency_ms
+        from .export import speed
 
         drops = [e for e in self.dir.read_jsonl(EVENTS) if e["event"] == "drop"]
         dense, now = self.pruner.cost.dense, self.pruner.counts()
         example = torch.randn((64,) + self.data.shape, device=self.device)
         with torch.random.fork_rng(devices=[]):
             small = self.pruner.export()
-        times = {"dense": latency_ms(self.model, example, 10), "pruned": latency_ms(small, example, 10)}
+        timed = speed(self.model, small, example, 10)
+        times = {"dense": timed["dense_ms"], "pruned": timed["pruned_ms"]}
         return {
             "dense": dense, "pruned": now, "keep": {k: now[k] / dense[k] for k in now if dense[k]},
             "removed": {g.name: int(d.sum()) for g, d in zip(self.groups, self.masks.dropped)},
@@ -356,29 +377,59 @@ class Run:
 
 def start_run(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
               callbacks: Callbacks | None = None, data: ImageData | None = None) -> dict:
-    """Create (or resume) the run directory for ``cfg`` and train to the end."""
+    """Create (or resume) the run directory for ``cfg`` and train to the end. Under torchrun every rank
+    calls this; rank 0 alone writes, and returns the summary (the others return ``{}``)."""
+    import contextlib
+    from dataclasses import replace
     from pathlib import Path
 
+    world = distributed.setup(cfg.device)
+    distributed.check_batch(cfg.batch_size, world)
     run_dir = RunDir(Path(cfg.out) / cfg.run_name)
-    if resume:
-        with run_dir.training_lock():
-            ckpt = run_dir.load_checkpoint()
-            run = Run(cfg, run_dir, callbacks, data)
-            if ckpt is not None:
-                run.load_state_dict(ckpt)
-                run.keep_warmup(ckpt)  # stopped (or forked) right at its first event
-            done = run.epoch
-            run_dir.truncate_jsonl(METRICS, lambda r: r["epoch"] <= done)
-            _name_own_groups_in_warmup_records(run, run_dir)
-            run_dir.truncate_jsonl(EVENTS, lambda r: r["epoch"] < done)
+    lock = run_dir.training_lock if world.main else contextlib.nullcontext
+    try:
+        if resume:
+            if cfg.world_size != world.size:
+                raise PrunekitError(
+                    f"{run_dir.path} was trained by {cfg.world_size} rank(s) and is resumed by {world.size}; the data "
+                    f"order and the numbers depend on it: resume with `torchrun --nproc-per-node {cfg.world_size}` "
+                    f"(or without torchrun for 1)")
+            with lock():
+                ckpt = run_dir.load_checkpoint()
+                run = Run(cfg, run_dir, callbacks, data)
+                if ckpt is not None:
+                    run.load_state_dict(ckpt)
+                    run.keep_warmup(ckpt)  # stopped (or forked) right at its first event
+                done = run.epoch
+                if world.main:
+                    run_dir.truncate_jsonl(METRICS, lambda r: r["epoch"] <= done)
+                    _name_own_groups_in_warmup_records(run, run_dir)
+                    run_dir.truncate_jsonl(EVENTS, lambda r: r["epoch"] < done)
+                return run.run()
+        if world.distributed:  # one process keeps the config it always had
+            cfg = replace(cfg, world_size=world.size, rank_batch_size=cfg.batch_size // world.size)
+        if run_dir.has_files() and not overwrite:
+            run_dir.create(overwrite)  # raises the clear "already exists" error before any work
+        run = Run(cfg, run_dir, callbacks, data)  # data and model errors surface before anything is written
+        with lock():
+            if world.main:
+                run_dir.create(overwrite)
+                run_dir.write_config(cfg.to_dict())
+            world.barrier()
             return run.run()
-    if run_dir.has_files() and not overwrite:
-        run_dir.create(overwrite)  # raises the clear "already exists" error before any work
-    run = Run(cfg, run_dir, callbacks, data)  # data and model errors surface before anything is written
-    with run_dir.training_lock():
-        run_dir.create(overwrite)
-        run_dir.write_config(cfg.to_dict())
-        return run.run()
+    except dist_errors() as exc:
+        if not world.distributed:
+            raise
+        raise PrunekitError(f"rank {world.rank} lost contact with the other ranks ({first_line(exc, 100)}): one of "
+                            f"them stopped; finished epochs are kept in {run_dir.path}: continue with `torchrun "
+                            f"--nproc-per-node {world.size} -m prunekit run --resume {run_dir.path}`") from None
+
+
+def dist_errors() -> tuple[type[BaseException], ...]:
+    """What a collective raises when a peer rank has gone."""
+    import torch.distributed as tdist
+
+    return (tdist.DistError,) if hasattr(tdist, "DistError") else (RuntimeError,)
 
 
 def _name_own_groups_in_warmup_records(run: Run, run_dir: RunDir) -> None:

@@ -105,18 +105,31 @@ def apply_pruned(model: nn.Module, record: dict, example_inputs: torch.Tensor, e
 
 
 @torch.no_grad()
-def latency_ms(model: nn.Module, example: torch.Tensor, repeats: int) -> float:
-    """Median milliseconds of one forward pass of ``example`` over ``repeats`` runs (after one warm-up)."""
-    model.eval()
-    model(example)
-    times = []
-    for _ in range(repeats):
+def paired_latency_ms(first: nn.Module, second: nn.Module, example: torch.Tensor, repeats: int,
+                      warmup: int = 1) -> tuple[float, float]:
+    """Median milliseconds of one forward pass of ``example`` through each model, the two run
+    alternately (after ``warmup`` untimed passes each) so that both see the same machine load."""
+    first.eval()
+    second.eval()
+    sync = torch.cuda.synchronize if example.device.type == "cuda" else (lambda *a: None)
+
+    def once(model: nn.Module) -> float:
         t0 = time.perf_counter()
         model(example)
-        if example.device.type == "cuda":
-            torch.cuda.synchronize(example.device)
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+        sync(example.device)
+        return (time.perf_counter() - t0) * 1000
+
+    for _ in range(warmup):
+        once(first)
+        once(second)
+    times = [(once(first), once(second)) for _ in range(repeats)]
+    return statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+
+
+def speed(dense: nn.Module, pruned: nn.Module, example: torch.Tensor, repeats: int) -> dict:
+    """``paired_latency_ms`` as a record: dense and pruned milliseconds and their ratio."""
+    dense_ms, pruned_ms = paired_latency_ms(dense, pruned, example, repeats)
+    return {"dense_ms": dense_ms, "pruned_ms": pruned_ms, "speedup": dense_ms / pruned_ms}
 
 
 def export_program(model: nn.Module, example: torch.Tensor, path: Path) -> str:
@@ -133,6 +146,26 @@ def export_program(model: nn.Module, example: torch.Tensor, path: Path) -> str:
     return how
 
 
+def load_run(run_dir: Path, *, device: str = "cpu", data_dir: str | None = None):
+    """A run rebuilt from its folder at its last checkpoint (model, groups and held masks), for export."""
+    from .config import resolve
+    from .engine import Run
+    from .records import RunDir
+
+    rd = RunDir(Path(run_dir))
+    if not rd.file("config.json").exists():
+        raise PrunekitError(f"{run_dir} is not a run folder (no config.json); give a folder written by `prunekit run`")
+    ckpt = rd.load_checkpoint()
+    if ckpt is None:
+        raise PrunekitError(f"{run_dir} has no checkpoint.pt to export; finish (or resume) the run first")
+    saved = rd.read_config()
+    cfg = resolve({**saved, "out": str(rd.path.parent), "name": rd.path.name, "device": device,
+                   **({"data_dir": data_dir} if data_dir else {})})
+    run = Run(cfg, rd)
+    run.load_state_dict(ckpt)
+    return run
+
+
 def export_run(run_dir: Path, out: Path, *, overwrite: bool = False, device: str = "cpu", compare_batches: int = 2,
                repeats: int = 10, data_dir: str | None = None, log=print) -> dict:
     """Cut a run's held filters out of its last checkpoint and write ``out``: ``model.pt2``,
@@ -144,26 +177,16 @@ def export_run(run_dir: Path, out: Path, *, overwrite: bool = False, device: str
     import shutil
     import tempfile
 
-    from .config import resolve
     from .data import Batches
-    from .engine import Run
     from .records import RunDir, atomic_write_text
 
     rd, out = RunDir(run_dir), Path(out)
-    if not rd.file("config.json").exists():
-        raise PrunekitError(f"{run_dir} is not a run folder (no config.json); give a folder written by `prunekit run`")
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise PrunekitError(f"{out} already exists; choose another --out, or add --overwrite to replace it")
     if out.resolve() == rd.path.resolve() or rd.path.resolve() in out.resolve().parents:
         raise PrunekitError(f"--out {out} is inside the run folder; choose a folder outside it")
-    ckpt = rd.load_checkpoint()
-    if ckpt is None:
-        raise PrunekitError(f"{run_dir} has no checkpoint.pt to export; finish (or resume) the run first")
-    saved = rd.read_config()
-    cfg = resolve({**saved, "out": str(rd.path.parent), "name": rd.path.name, "device": device,
-                   **({"data_dir": data_dir} if data_dir else {})})
-    run = Run(cfg, rd)
-    run.load_state_dict(ckpt)
+    run = load_run(run_dir, device=device, data_dir=data_dir)
+    cfg, saved = run.cfg, rd.read_config()
     masked = run.model.to(memory_format=torch.contiguous_format).eval()
     held = sum(int(d.sum()) for d in run.masks.dropped)
     t0 = time.perf_counter()
@@ -181,11 +204,8 @@ def export_run(run_dir: Path, out: Path, *, overwrite: bool = False, device: str
 
     sizes = {"dense": {"params": count_params(masked), "macs": count_macs(masked, one)},
              "pruned": {"params": count_params(small), "macs": count_macs(small, one)}}
-    latency = {}
-    for batch in (1, 64):
-        x = torch.randn((batch,) + run.data.shape, device=run.device)
-        latency[f"batch_{batch}"] = {"dense_ms": latency_ms(masked, x, repeats), "pruned_ms": latency_ms(small, x, repeats)}
-        latency[f"batch_{batch}"]["speedup"] = latency[f"batch_{batch}"]["dense_ms"] / latency[f"batch_{batch}"]["pruned_ms"]
+    latency = {f"batch_{batch}": speed(masked, small, torch.randn((batch,) + run.data.shape, device=run.device), repeats)
+               for batch in (1, 64)}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

@@ -33,6 +33,8 @@ class RichProgress(Callbacks):
         self.batches = self.progress.add_task("batches", total=1, info="")
         self.console.log(f"{run.dir.path}: {self.cfg.method} on {self.cfg.model}/{self.cfg.dataset}, "
                          f"{len(run.groups)} filter groups, device {run.device}, {self.cfg.precision}"
+                         + (f"; {run.world.size} ranks x {self.cfg.batch_size // run.world.size} = global batch "
+                            f"{self.cfg.batch_size}, images/s over all ranks" if run.world.distributed else "")
                          + (f"; stem: {run.model.prunekit_stem}" if hasattr(run.model, "prunekit_stem") else "")
                          + (f"; excluded: {'; '.join(run.groups.excluded)}" if run.groups.excluded else ""))
 

@@ -1,0 +1,48 @@
+"""Run by test_distributed.py under torchrun: one short run per method given, and per rank a file with
+the digest of every tensor a pruning event may change, taken right after each event.
+
+    torchrun --nproc-per-node 2 tests/ddp_worker.py OUT repr prune-taylor
+"""
+import json
+import sys
+from pathlib import Path
+
+from prunekit import distributed
+from prunekit.config import resolve
+from prunekit.engine import Callbacks, start_run
+
+SETTINGS = {"dataset": "synthetic", "model": "c2_8", "batch_size": 64, "epochs": 4, "seed": 3}
+METHODS = {"repr": {"s1": 1, "s2": 1}, "prune-taylor": {"target": 0.5}}
+
+
+class EventDigests(Callbacks):
+    def __init__(self):
+        self.events, self.warnings = [], []
+
+    def run_start(self, run) -> None:
+        self.run = run
+
+    def event(self, record: dict) -> None:
+        r = self.run
+        self.events.append({"event": record["event"], "epoch": record["epoch"],
+                            "dropped": [d.nonzero().flatten().tolist() for d in r.masks.dropped],
+                            "digest": distributed.state_digest(distributed.run_tensors(r.model, r.masks, r.optimizer))})
+
+    def warning(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    report = {}
+    for method in sys.argv[2:]:
+        cb = EventDigests()
+        start_run(resolve({**SETTINGS, "method": method, "out": str(out), "name": method}, METHODS[method]),
+                  callbacks=cb)
+        report[method] = {"events": cb.events, "warnings": cb.warnings}
+    rank = distributed.world().rank
+    (out / f"digests_rank{rank}.json").write_text(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
