@@ -24,7 +24,12 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 RUN_OPTIONS = [
     click.option("--method", help="Method recipe (see `prunekit list`)."),
     click.option("--model", help="Model name, e.g. c3_32, resnet20, timm:resnet18."),
-    click.option("--dataset", help="cifar10, cifar100 or synthetic."),
+    click.option("--dataset", help="cifar10, cifar100, synthetic, or folder:PATH (train/ and val/ or test/ of "
+                 "<class>/<image> files, streamed)."),
+    click.option("--image-size", type=click.IntRange(min=8), help="folder: datasets: crop size (default: the timm "
+                 "model's own, else 224)."),
+    click.option("--workers", type=click.IntRange(min=0), help="folder: datasets: decoding processes per rank "
+                 "(default min(8, cores))."),
     click.option("--epochs", type=int, help="Total epochs (default 100)."),
     click.option("--batch-size", type=int, help="Default 128."),
     click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), help="Default sgd."),

@@ -50,6 +50,8 @@ class RunConfig:
     precision: str = "fp32"
     channels_last: bool = False
     data_dir: str | None = None
+    image_size: int | None = None  # streamed image folders: crop size (None: the model's default, else 224)
+    workers: int | None = None  # streamed image folders: DataLoader worker processes per rank
     init_from: str | None = None  # a run folder, an export folder or a state_dict file
     pretrained: str | None = None  # timm models: "cache" or a weights file
     exclude: list = field(default_factory=list)

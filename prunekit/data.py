@@ -41,6 +41,19 @@ class ImageData:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     source: str = ""
+    streamed = False
+
+    def batches(self, split: str, batch_size: int, *, device: torch.device, shuffle: bool = False,
+                augment: bool = False, generator: torch.Generator | None = None, channels_last: bool = False,
+                shard: tuple[int, int] = (0, 1)) -> "Batches":
+        """Batches of the ``"train"`` or ``"test"`` split (``FolderData`` has the same method)."""
+        x, y = (self.train_x, self.train_y) if split == "train" else (self.test_x, self.test_y)
+        return Batches(x, y, batch_size, self.mean, self.std, device=device, shuffle=shuffle, augment=augment,
+                       generator=generator, channels_last=channels_last, shard=shard)
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train_y)
 
     @property
     def num_classes(self) -> int:

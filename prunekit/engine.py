@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from . import distributed, registry
 from .config import RunConfig
-from .data import Batches, ImageData, data_dir
+from .data import ImageData, data_dir
 from .device import configure_cuda, resolve_device
 from .errors import PrunekitError, first_line
 from .groups import GroupSet
@@ -41,8 +41,15 @@ class Callbacks:
 
 
 def load_data(cfg: RunConfig) -> ImageData:
+    """The dataset of ``cfg``; a streamed one (``folder:PATH``) also gets the image size and workers."""
     loader = registry.get("datasets", cfg.dataset)
-    return loader(data_dir(cfg.data_dir))
+    if not cfg.dataset.startswith("folder:"):
+        return loader(data_dir(cfg.data_dir))
+    from .models.timm_models import default_image_size
+
+    data = loader(image_size=cfg.image_size or default_image_size(cfg.model) or 224, workers=cfg.workers)
+    data.check_images()
+    return data
 
 
 def build_model(cfg: RunConfig, data: ImageData) -> nn.Module:
@@ -125,15 +132,12 @@ class Run:
         self.optimizer = make_optimizer(cfg, self.model)
         self.lr_schedule = make_lr_schedule(cfg, self.optimizer)
         self.data_gen = torch.Generator().manual_seed(cfg.seed)
-        self.train_batches = Batches(
-            self.data.train_x, self.data.train_y, cfg.batch_size, self.data.mean, self.data.std,
-            device=self.device, shuffle=True, augment=cfg.augment, generator=self.data_gen,
-            channels_last=cfg.channels_last, shard=(self.world.rank, self.world.size),
-        )
-        self.test_batches = Batches(
-            self.data.test_x, self.data.test_y, cfg.eval_batch_size, self.data.mean, self.data.std,
-            device=self.device, channels_last=cfg.channels_last, shard=(self.world.rank, self.world.size),
-        )
+        shard = (self.world.rank, self.world.size)
+        self.train_batches = self.data.batches("train", cfg.batch_size, device=self.device, shuffle=True,
+                                               augment=cfg.augment, generator=self.data_gen,
+                                               channels_last=cfg.channels_last, shard=shard)
+        self.test_batches = self.data.batches("test", cfg.eval_batch_size, device=self.device,
+                                              channels_last=cfg.channels_last, shard=shard)
         self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
         self.epoch = 0
@@ -196,9 +200,8 @@ class Run:
 
     def rank_batches(self, epoch: int):
         def batches(n: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-            src = Batches(self.train_batches.x, self.train_batches.y, self.cfg.batch_size, self.data.mean,
-                          self.data.std, device=self.device, shuffle=True,
-                          generator=self.event_generator(epoch, 7), channels_last=self.cfg.channels_last)
+            src = self.data.batches("train", self.cfg.batch_size, device=self.device, shuffle=True,
+                                    generator=self.event_generator(epoch, 7), channels_last=self.cfg.channels_last)
             for i, batch in enumerate(src):
                 if i >= n:
                     break

@@ -177,7 +177,6 @@ def export_run(run_dir: Path, out: Path, *, overwrite: bool = False, device: str
     import shutil
     import tempfile
 
-    from .data import Batches
     from .records import RunDir, atomic_write_text
 
     rd, out = RunDir(run_dir), Path(out)
@@ -193,13 +192,14 @@ def export_run(run_dir: Path, out: Path, *, overwrite: bool = False, device: str
     small = run.pruner.export().eval()
     cut_seconds = time.perf_counter() - t0
     one = torch.zeros((1,) + run.data.shape, device=run.device)
-    test = Batches(run.data.test_x, run.data.test_y, 100, run.data.mean, run.data.std, device=run.device)
-    worst = 0.0
+    test = run.data.batches("test", 100, device=run.device)
+    worst, compared = 0.0, 0
     with torch.no_grad():
         for i, (xb, _) in enumerate(test):
             if i >= compare_batches:
                 break
             worst = max(worst, float((masked(xb) - small(xb)).abs().max()))
+            compared += len(xb)
     from .cost import count_macs, count_params
 
     sizes = {"dense": {"params": count_params(masked), "macs": count_macs(masked, one)},
@@ -218,7 +218,7 @@ def export_run(run_dir: Path, out: Path, *, overwrite: bool = False, device: str
             "removed_per_group": {g.name: int(d.sum()) for g, d in zip(run.groups, run.masks.dropped)},
             "group_sizes": {g.name: g.size for g in run.groups},
             **sizes, "keep": {k: sizes["pruned"][k] / sizes["dense"][k] for k in ("params", "macs")},
-            "max_abs_diff_vs_masked": worst, "compared_images": min(compare_batches * 100, len(run.data.test_y)),
+            "max_abs_diff_vs_masked": worst, "compared_images": compared,
             "latency": latency, "latency_repeats": repeats, "device": str(run.device),
             "threads": torch.get_num_threads(), "cut_seconds": cut_seconds, "program": program,
             "torch": torch.__version__,

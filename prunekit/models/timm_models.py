@@ -53,6 +53,20 @@ def create(arch: str, num_classes: int, in_channels: int, pretrained: str | None
         ) from None
 
 
+def default_image_size(model: str) -> int | None:
+    """The input size timm's config gives ``timm:<arch>`` (e.g. 224), or None for other models."""
+    if not model.startswith("timm:"):
+        return None
+    import timm
+
+    try:
+        cfg = timm.models.get_pretrained_cfg(model.split(":", 1)[1])
+    except Exception:  # noqa: BLE001 - a model without a registered config
+        return None
+    size = getattr(cfg, "input_size", None) if cfg is not None else None
+    return int(size[-1]) if size else None
+
+
 class TimmModels:
     def list_names(self) -> list[str]:
         import timm
