@@ -403,7 +403,8 @@ def _describe(obj, show_options: bool) -> str:
             text += f"  [ranker={obj.ranker}, reinit={obj.reinitializer}, schedule={obj.schedule}]"
         return text
     doc = inspect.getdoc(obj) or ""
-    return " ".join(doc.split("\n\n")[0].split())  # the first paragraph, on one line
+    text = " ".join(doc.split("\n\n")[0].split())  # the first paragraph, on one line
+    return f"family, e.g. {obj.example}: {text}" if hasattr(obj, "example") else text
 
 
 @cli.group()

@@ -134,10 +134,14 @@ def _cifar(name: str, root: Path, mean, std) -> ImageData:
 
 
 def cifar10(root: Path) -> ImageData:
+    """CIFAR-10 (50,000 + 10,000 images of 32 px, 10 classes), held in memory; torchvision's download or
+    `prunekit data import`."""
     return _cifar("cifar10", root, CIFAR_MEAN, CIFAR_STD)
 
 
 def cifar100(root: Path) -> ImageData:
+    """CIFAR-100 (50,000 + 10,000 images of 32 px, 100 classes), held in memory; torchvision's download or
+    `prunekit data import`."""
     return _cifar("cifar100", root, CIFAR100_MEAN, CIFAR100_STD)
 
 

@@ -177,7 +177,10 @@ class FolderData:
 
 
 class FolderProvider:
-    """``folder:PATH`` names for the dataset registry."""
+    """Your own images: train/<class>/* and val/ (or test/)<class>/* under PATH, streamed through DataLoader
+    workers at --image-size (see docs/scale-out.md)."""
+
+    example = "folder:/data/imagenet"
 
     def list_names(self) -> list[str]:
         return []

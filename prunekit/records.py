@@ -32,17 +32,48 @@ LOCK = ".lock"  # held (flock) by the process that trains the run
 LOCATION_KEYS = {"device", "out", "name", "data_dir"}
 
 
+def write_failed(path: Path, exc: OSError) -> PrunekitError:
+    """One line for a write the disk or the file system refused (full, read-only, permission lost)."""
+    return PrunekitError(f"cannot write {path} ({exc.strerror or exc}); what was written before is kept as it was: "
+                         f"free disk space or restore write permission, then run again (a run continues with --resume)")
+
+
 def _atomic(path: Path, write) -> None:
-    """Write through ``write(tmp_path)`` into a temp file beside ``path``, then rename it over."""
+    """Write through ``write(tmp_path)`` into a temp file beside ``path``, then rename it over: a write that
+    fails midway leaves ``path`` as it was."""
     path = Path(path)
     # a fresh name, created by ``write`` itself, so the file gets the mode any new file gets (mkstemp's is 0600)
     tmp = str(path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise write_failed(path, exc) from None
     finally:
         if os.path.exists(tmp):
-            os.unlink(tmp)
+            try:
+                os.unlink(tmp)
+            except OSError:  # the file system is failing: leave the temp file rather than hide the first error
+                pass
+
+
+def _append_line(path: Path, line: str) -> None:
+    with open(path, "a") as f:
+        f.write(line)
+        f.flush()
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line; a write that fails midway is cut back, so the file keeps only whole records."""
+    size = path.stat().st_size if path.exists() else 0
+    try:
+        _append_line(path, line)
+    except OSError as exc:
+        try:
+            os.truncate(path, size)
+        except OSError:
+            pass
+        raise write_failed(path, exc) from None
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -116,8 +147,7 @@ class RunDir:
             raise PrunekitError(f"cannot read {path} ({exc}); the run record is damaged") from None
 
     def append(self, name: str, record: dict) -> None:
-        with open(self.file(name), "a") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
+        append_line(self.file(name), json.dumps(record, sort_keys=True) + "\n")
 
     def read_jsonl(self, name: str) -> list[dict]:
         """Records of a .jsonl file; a last line cut short by a killed process is ignored."""

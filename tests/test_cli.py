@@ -1,13 +1,16 @@
 """The command line: runs, records, resume, listing, and one clear line for bad input."""
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
 from prunekit import registry
 from helpers import run_cli
+from prunekit.cli import _describe as cli_describe
 from prunekit.config import resolve
+from prunekit.errors import PrunekitError
 from prunekit.engine import Callbacks, start_run
 
 FAST = ["--dataset", "synthetic", "--model", "c2_8", "--batch-size", "64", "--quiet"]
@@ -234,6 +237,17 @@ def test_list_shows_packages_and_survives_a_broken_plugin(capsys, monkeypatch):
     assert code == 2 and "failed to load" in err and "thirdparty-pkg" in err
 
 
+def test_list_describes_every_entry_and_names_an_example_of_each_family(capsys):
+    code, out, err = run_cli(["list"], capsys)
+    assert code == 0, err
+    for kind in registry.KINDS:
+        for entry in registry.REGISTRY.report(kind):
+            assert cli_describe(entry.load(), False), f"{kind} {entry.name} has no description"
+    flat = " ".join(out.split())
+    for example in ("family, e.g. c3_32:", "family, e.g. timm:resnet18:", "family, e.g. folder:/data/imagenet:"):
+        assert example in flat
+
+
 def test_list_models_pattern(capsys):
     code, out, _ = run_cli(["list", "--models", "timm:resnet1*"], capsys)
     assert code == 0 and "timm:resnet18" in out.split()
@@ -391,3 +405,51 @@ def test_resume_under_another_setup_warns_and_names_what_changed(tmp_path, capsy
     assert "warning:" in err and "epochs 1-1 were trained under another setup" in err
     assert f"torch 1.0.0 -> {torch.__version__}" in err and "device cuda:0 -> cpu" in err
     assert [json.loads(x)["torch"] for x in path.read_text().splitlines()] == ["1.0.0", torch.__version__]
+
+
+def test_a_write_that_fails_midway_keeps_the_last_checkpoint_and_whole_records(tmp_path, capsys, monkeypatch):
+    """Disk full while writing epoch 3's checkpoint, and then while appending a record: one line, exit 2,
+    the epoch-2 checkpoint and every record line intact, no temp file left; the run then resumes to the
+    same numbers as one never interrupted."""
+    import errno
+
+    from prunekit import records
+
+    argv = ["run", "--method", "repr", "--epochs", "4", "--s1", "1", "--s2", "1", *FAST, "--out", str(tmp_path)]
+    assert run_cli(argv + ["--name", "full"], capsys)[0] == 0
+    real_save, saves = torch.save, []
+
+    def save_then_fail(obj, path, *a, **kw):
+        if ".checkpoint.pt." in str(path):
+            saves.append(path)
+        if len(saves) == 3 and ".checkpoint.pt." in str(path):  # epoch 3's: half a file, then the disk is full
+            Path(path).write_bytes(b"\x80\x02half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, path, *a, **kw)
+
+    monkeypatch.setattr(records.torch, "save", save_then_fail)
+    code, out, err = run_cli(argv + ["--name", "cut"], capsys)
+    monkeypatch.undo()
+    run = tmp_path / "cut"
+    text = " ".join((out + err).split())
+    assert code == 2 and "No space left on device" in text and "Traceback" not in text
+    assert f"cannot write {run / 'checkpoint.pt'}" in text
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["epoch"] == 2
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]  # epoch 3's line came before its checkpoint
+
+    def half_then_fail(path, line):
+        with open(path, "a") as f:
+            f.write(line[: len(line) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(records, "_append_line", half_then_fail)
+    with pytest.raises(PrunekitError, match="cannot write .*events.jsonl"):
+        records.RunDir(run).append("events.jsonl", {"epoch": 9, "event": "drop"})
+    monkeypatch.undo()
+    assert all(json.loads(x) for x in (run / "events.jsonl").read_text().splitlines())  # cut back to whole lines
+
+    assert run_cli(["run", "--resume", str(run), "--quiet"], capsys)[0] == 0
+    read = lambda n: [json.loads(x) for x in (tmp_path / n / "metrics.jsonl").read_text().splitlines()]
+    assert _strip(read("full")) == _strip(read("cut"))

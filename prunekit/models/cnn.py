@@ -80,6 +80,7 @@ class VanillaCNNFamily:
     """Provider for ``c{k}_{n}`` names (k conv layers of n filters), and the pooled
     ``c{k}_{n}p`` (2×2 max-pools) and ``c{k}_{n}a`` (5×5 convs, 3×3/2 max-pools)."""
 
+    example = "c3_32"
     paper_names = ("c3_32", "c8_32", "c13_32", "c18_32", "c3_32p", "c3_32a")
 
     def list_names(self) -> list[str]:

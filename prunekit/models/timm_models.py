@@ -68,6 +68,11 @@ def default_image_size(model: str) -> int | None:
 
 
 class TimmModels:
+    """Any of timm's ~1,300 models, random init or timm's weights with --pretrained; for inputs of 64 px
+    or less the stem is adapted (see `prunekit list --models 'timm:*'` for the names)."""
+
+    example = "timm:resnet18"
+
     def list_names(self) -> list[str]:
         import timm
 
