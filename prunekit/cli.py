@@ -14,6 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import registry
+from .cli_options import WithComponentOptions
+from .config import CHOICES
 from .errors import PrunekitError
 
 # Wide lines when written to a file or pipe (logs, CI), the terminal's width otherwise.
@@ -32,16 +34,16 @@ RUN_OPTIONS = [
                  "(default min(8, cores))."),
     click.option("--epochs", type=int, help="Total epochs (default 100)."),
     click.option("--batch-size", type=int, help="Default 128."),
-    click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), help="Default sgd."),
+    click.option("--optimizer", type=click.Choice(CHOICES["optimizer"]), help="Default sgd."),
     click.option("--lr", type=float, help="Learning rate (default 0.01)."),
     click.option("--momentum", type=float, help="SGD momentum (default 0)."),
     click.option("--nesterov/--no-nesterov", default=None),
     click.option("--weight-decay", type=float, help="Default 0."),
-    click.option("--lr-schedule", type=click.Choice(["constant", "step", "cosine"]), help="Default constant."),
+    click.option("--lr-schedule", type=click.Choice(CHOICES["lr_schedule"]), help="Default constant."),
     click.option("--augment/--no-augment", default=None, help="Random crop (pad 4) + flip; off by default (the paper's regime)."),
     click.option("--seed", type=int, help="Default 0; same seed on CPU = same numbers."),
-    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Default auto (cuda when present)."),
-    click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Autocast dtype (default fp32)."),
+    click.option("--device", type=click.Choice(CHOICES["device"]), help="Default auto (cuda when present)."),
+    click.option("--precision", type=click.Choice(CHOICES["precision"]), help="Autocast dtype (default fp32)."),
     click.option("--channels-last/--no-channels-last", default=None),
     click.option("--data-dir", help="Dataset cache (default $PRUNEKIT_DATA or ~/.cache/prunekit)."),
     click.option("--out", help="Folder for run directories (default runs)."),
@@ -59,14 +61,6 @@ RUN_OPTIONS = [
                  "state_dict file."),
     click.option("--pretrained", is_flag=False, flag_value="cache", default=None, metavar="[FILE]",
                  help="timm models: timm's published weights, from the local cache (alone) or a weights FILE."),
-    click.option("--s1", type=int, help="RePr: full-network epochs per cycle."),
-    click.option("--s2", type=int, help="RePr: sub-network epochs per cycle."),
-    click.option("--prune-ratio", type=float, help="Fraction of filters dropped per cycle, in (0, 1)."),
-    click.option("--cycles", type=int, help="RePr: number of cycles (default: as many as fit)."),
-    click.option("--scope", type=click.Choice(["global", "layer"]), help="Rank across all layers or within each."),
-    click.option("--max-layer-fraction", type=float, help="Cap on the fraction any one layer may lose."),
-    click.option("--next-layer", type=click.Choice(["zero", "random", "keep"]), help="Consumers' inputs of returning filters."),
-    click.option("--reinit-scale", "scale", type=click.Choice(["norm-match", "clip", "none"]), help="Null-space filter scale."),
     click.option("--exclude-first/--no-exclude-first", default=None, help="Never drop the first conv's filters."),
     click.option("--graph-timeout", type=float, help="Seconds torch-pruning may take to build the filter groups "
                  "(default 60)."),
@@ -112,7 +106,7 @@ def cli():
     """Pruning methods for PyTorch: Ranker x Reinitializer x Schedule over filter groups."""
 
 
-@cli.command()
+@cli.command(cls=WithComponentOptions)
 @_apply(RUN_OPTIONS)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON file of options; CLI options win.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any config key or component option.")
@@ -177,7 +171,7 @@ def _print_summary(summary: dict) -> None:
     out.print(table)
 
 
-@cli.command()
+@cli.command(cls=WithComponentOptions)
 @_apply([o for o in RUN_OPTIONS])
 @click.option("--methods", required=True, help="Comma list of methods, e.g. standard,repr,magnitude.")
 @click.option("--seeds", default="0", show_default=True, help="Comma list of seeds.")

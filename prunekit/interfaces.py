@@ -113,7 +113,48 @@ def filter_rows(model: nn.Module, group: FilterGroup, name: str) -> torch.Tensor
 
 # --------------------------------------------------------------------------- options
 class Configurable:
-    """Components take keyword options; ``options()`` lists them with defaults."""
+    """Components take keyword options; ``options()`` lists them with defaults.
+
+    The command line offers each option as ``--name-with-dashes`` (typed from the ``__init__``
+    annotation: a ``Literal`` becomes a choice, ``bool`` a ``--x/--no-x`` flag), with the help text in
+    ``option_help`` and another flag name, where one is wanted, in ``option_flags``."""
+
+    option_help: dict[str, str] = {}
+    option_flags: dict[str, str] = {}
+
+    @classmethod
+    def option_types(cls) -> dict[str, Any]:
+        """Each option's annotation (resolved), or the type of its default where it has none."""
+        import typing
+
+        out: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            try:
+                hints = typing.get_type_hints(init)
+            except Exception:  # noqa: BLE001 - an annotation that does not resolve: fall back to the default's type
+                hints = {}
+            for p in list(inspect.signature(init).parameters.values())[1:]:
+                if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                    continue
+                out[p.name] = hints.get(p.name, type(p.default) if p.default not in (p.empty, None) else None)
+        return out
+
+    @classmethod
+    def option_helps(cls) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            out.update(klass.__dict__.get("option_help", {}))
+        return out
+
+    @classmethod
+    def option_flag_names(cls) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            out.update(klass.__dict__.get("option_flags", {}))
+        return out
 
     @classmethod
     def options(cls) -> dict[str, Any]:
@@ -161,6 +202,9 @@ class Ranker(Configurable, ABC):
     that need data draw training batches from ``ctx.batches``.
     """
 
+    option_help = {"scope": "Rank across all layers (global) or within each (layer).",
+                   "max_layer_fraction": "Cap on the fraction of its filters any one layer may lose."}
+
     def __init__(self, scope: Scope = "global", max_layer_fraction: float = 0.75):
         if scope not in ("global", "layer"):
             raise PrunekitError(f"scope must be 'global' or 'layer', got {scope!r}")
@@ -206,6 +250,8 @@ NextLayer = Literal["zero", "random", "keep"]
 class Reinitializer(Configurable, ABC):
     """Writes the values returning filters start from (owner slices, norm stats,
     and, through ``next_layer``, the consumers' input slices)."""
+
+    option_help = {"next_layer": "Consumers' inputs of returning filters: zero, random or keep."}
 
     def __init__(self, next_layer: NextLayer = "zero"):
         if next_layer not in ("zero", "random", "keep"):

@@ -144,7 +144,7 @@ def test_a_name_is_the_text_typed(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--method", "nope"], "unknown method 'nope'; valid: magnitude, prune-fpgm, prune-l1, prune-l2, prune-orthogonality, prune-random, prune-taylor, random, repr, repr-author"),
     (["--model", "nope"], "unknown model 'nope'"),
-    (["--dataset", "nope"], "unknown dataset 'nope'; valid: cifar10, cifar100, synthetic"),
+    (["--dataset", "nope"], "unknown dataset 'nope'; valid: cifar10, cifar100, folder:*, synthetic"),
     (["--method", "repr", "--ranker", "nope"], "unknown ranker 'nope'; valid: activation, apoz, fpgm, gradient, hessian, l1, l2, oracle, orthogonality"),
     (["--method", "repr", "--prune-ratio", "1.2"], "prune_ratio must be in (0, 1)"),
     (["--method", "repr", "--prune-ratio", "0"], "prune_ratio must be in (0, 1)"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from prunekit import PrunekitError, RankContext, Ranker, ReinitContext, Reinitializer, Schedule
+from prunekit.interfaces import NextLayer
 from prunekit.reinit import init_consumers, reset_owners
 
 
@@ -15,6 +16,7 @@ class Magnitude(Ranker):
     """
 
     p = 1
+    option_help = {"normalize": "l1/l2: divide each layer's norms by their live mean before a global ranking."}
 
     def __init__(self, normalize: bool = False, **base):
         super().__init__(**base)
@@ -80,7 +82,7 @@ class ZeroInit(_ResetInit):
 
     mode = "zero"
 
-    def __init__(self, next_layer: str = "random"):
+    def __init__(self, next_layer: NextLayer = "random"):
         super().__init__(next_layer=next_layer)
 
 
@@ -89,7 +91,7 @@ class KeepInit(_ResetInit):
 
     mode = "keep"
 
-    def __init__(self, next_layer: str = "keep"):
+    def __init__(self, next_layer: NextLayer = "keep"):
         super().__init__(next_layer=next_layer)
 
 

@@ -69,6 +69,8 @@ class DataRanker(Ranker):
     """Shared machinery: hooks, batches, per-channel statistics mapped onto groups."""
 
     needs_grad = False
+    option_help = {"batches": "Data rankers: training batches their statistics are taken over.",
+                   "samples": "hessian: random probe vectors per batch."}
 
     def __init__(self, batches: int = 8, **base):
         super().__init__(**base)

@@ -13,6 +13,8 @@ least as many epochs are left to fine-tune as were spent dropping.
 """
 from __future__ import annotations
 
+from typing import Literal
+
 from prunekit import Drop, PrunekitError, Schedule
 from prunekit.interfaces import METRICS
 
@@ -29,7 +31,13 @@ def _epoch(key: str, value, allow_none: bool = False, minimum: int = 0) -> None:
 class _Permanent(Schedule):
     """Shared options of the permanent schedules: what to keep, measured how."""
 
-    def __init__(self, target: float = 0.5, metric: str = "filters"):
+    option_help = {"target": "Permanent schedules: fraction of the dense model to keep at the end, in (0, 1).",
+                   "metric": "What target counts: filters, macs or params (--target-macs/--target-params set both).",
+                   "at": "oneshot: the epoch of the drop.", "steps": "iterative: number of drops.",
+                   "start": "iterative/gradual: epoch of the first drop.", "end": "iterative/gradual: epoch of the last.",
+                   "frequency": "gradual: epochs between drops."}
+
+    def __init__(self, target: float = 0.5, metric: Literal["filters", "macs", "params"] = "filters"):
         if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0.0 < target < 1.0:
             raise PrunekitError(
                 f"target is the fraction of the dense model to keep and must be in (0, 1), got {target!r}; "

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 
 from prunekit import Drop, PrunekitError, RankContext, Ranker, ReinitContext, Reinitializer, Restore, Schedule
+from prunekit.interfaces import NextLayer
 from prunekit.masks import shape_without
 from prunekit.reinit import (before_drop_values, default_bound, init_consumers, reset_owners, reset_slice,
                              write_positions)
@@ -61,8 +63,10 @@ class Orthogonality(Ranker):
     """
 
     reverse = False
+    option_help = {"normalization": "Orthogonality: filter (each filter unit norm) or layer (Frobenius).",
+                   "fan_in_correction": "Orthogonality: divide O_f by its value for random filters of that fan-in."}
 
-    def __init__(self, normalization: str = "filter", fan_in_correction: bool = False, **base):
+    def __init__(self, normalization: Literal["filter", "layer"] = "filter", fan_in_correction: bool = False, **base):
         super().__init__(**base)
         if normalization not in ("filter", "layer"):
             raise PrunekitError(f"normalization must be 'filter' or 'layer', got {normalization!r}")
@@ -148,7 +152,11 @@ class NullSpace(_FilterwiseReinit):
     ``none`` (unit norm).
     """
 
-    def __init__(self, scale: str = "norm-match", **base):
+    option_help = {"scale": "Size of re-initialized filters: norm-match, clip or none (null space); keep or none "
+                            "(gram-schmidt)."}
+    option_flags = {"scale": "--reinit-scale"}
+
+    def __init__(self, scale: Literal["norm-match", "clip", "none"] = "norm-match", **base):
         super().__init__(**base)
         if scale not in ("norm-match", "clip", "none"):
             raise PrunekitError(f"scale must be norm-match, clip or none, got {scale!r}")
@@ -236,7 +244,7 @@ class GramSchmidt(_FilterwiseReinit):
 
     others = "keep"
 
-    def __init__(self, scale: str = "keep", next_layer: str = "keep"):
+    def __init__(self, scale: Literal["keep", "none"] = "keep", next_layer: NextLayer = "keep"):
         super().__init__(next_layer=next_layer)
         if scale not in ("keep", "none"):
             raise PrunekitError(f"scale must be keep or none, got {scale!r}")
@@ -302,6 +310,10 @@ def gram_schmidt(rows: torch.Tensor, tol: float = 1e-6) -> tuple[torch.Tensor, t
 class RePrSchedule(Schedule):
     """Train S1 epochs, drop ``prune_ratio``, train S2 epochs, restore; repeat
     ``cycles`` times (default: while a whole cycle plus one more epoch fits in the run)."""
+
+    option_help = {"s1": "RePr: full-network epochs per cycle.", "s2": "RePr: sub-network epochs per cycle.",
+                   "prune_ratio": "Fraction of filters dropped per cycle, in (0, 1).",
+                   "cycles": "RePr: number of cycles (default: as many as fit)."}
 
     def __init__(self, s1: int = 20, s2: int = 10, prune_ratio: float = 0.3, cycles: int | None = None):
         for key, value in (("s1", s1), ("s2", s2)):
