@@ -453,3 +453,36 @@ def test_a_write_that_fails_midway_keeps_the_last_checkpoint_and_whole_records(t
     assert run_cli(["run", "--resume", str(run), "--quiet"], capsys)[0] == 0
     read = lambda n: [json.loads(x) for x in (tmp_path / n / "metrics.jsonl").read_text().splitlines()]
     assert _strip(read("full")) == _strip(read("cut"))
+
+
+def test_a_components_own_options_are_command_line_options(tmp_path, capsys, monkeypatch):
+    """A ranker registered by a third party brings its __init__ options to `run` (typed, with its help),
+    beside RePr's, and a value given there reaches that ranker."""
+    from prunekit.cli import run as run_command
+    from prunekit.interfaces import Ranker
+
+    class Sharp(Ranker):
+        option_help = {"sharpness": "How sharp."}
+
+        def __init__(self, sharpness: float = 1.0, **base):
+            super().__init__(**base)
+            self.sharpness = sharpness
+
+        def scores(self, ctx):
+            return [torch.zeros(g.size) for g in ctx.groups]
+
+    reg = registry.REGISTRY
+    reg.discover()
+    monkeypatch.setitem(reg.entries["rankers"], "sharp", registry._ObjectEntry("sharp", "rankers", "test:Sharp", "test",
+                                                                                obj=Sharp))
+    monkeypatch.setattr(run_command, "params", list(run_command.params))
+    monkeypatch.setattr(run_command, "_components_added", False, raising=False)
+    code, out, _ = run_cli(["run", "--help"], capsys)
+    help_text = " ".join(out.split())
+    assert code == 0 and "--sharpness FLOAT How sharp. [sharp (ranker)]" in help_text and "--s1 INTEGER" in help_text
+    code, out, err = run_cli(["run", "--method", "repr", "--ranker", "sharp", "--sharpness", "2.5", "--epochs", "3", "--s1", "1", "--s2", "1",
+                              *FAST, "--out", str(tmp_path), "--name", "s"], capsys)
+    assert code == 0, out + err
+    assert json.loads((tmp_path / "s" / "config.json").read_text())["ranker_args"]["sharpness"] == 2.5
+    code, _, err = run_cli(["run", "--sharpness", "blunt"], capsys)
+    assert code != 0 and "blunt" in err
