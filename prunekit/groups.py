@@ -116,10 +116,7 @@ def build_groups(
             f"with --set exclude=[NAME*]"
         ) from None
     except Exception as exc:  # noqa: BLE001 - tracing runs the model; any failure means "cannot trace"
-        raise PrunekitError(
-            f"cannot trace {type(model).__name__} on an input of shape {tuple(example_inputs.shape)} ({first_line(exc)}); "
-            f"use a model that accepts this input size or a dataset with larger images"
-        ) from None
+        raise _graph_failure(model, example_inputs, exc, progress) from None
     finally:
         progress.remove()
         model.train(was_training)
@@ -160,6 +157,22 @@ def build_groups(
         )
     groups.sort(key=lambda g: g.depth)
     return GroupSet(groups, excluded, sorted(unsupported))
+
+
+def _graph_failure(model: nn.Module, example_inputs: torch.Tensor, exc: Exception, progress) -> PrunekitError:
+    """One line for a failed graph build: the model's own forward pass failing on this input, or (when
+    that runs) torch-pruning failing to analyse it."""
+    shape = tuple(example_inputs.shape)
+    try:
+        with torch.no_grad():
+            model(example_inputs)
+    except Exception as own:  # noqa: BLE001 - the model itself cannot run this input
+        return PrunekitError(f"{type(model).__name__} cannot run on an input of shape {shape} ({first_line(own)}); "
+                             f"use a model that accepts this input size or a dataset with larger images")
+    return PrunekitError(
+        f"torch-pruning cannot build the dependency graph of {type(model).__name__} ({progress.describe()}: "
+        f"{first_line(exc)}); the model itself runs on {shape}, so this is a torch-pruning limitation, not the input: "
+        f"use another model, or report it to torch-pruning with the model's name")
 
 
 class _TimeUp(BaseException):

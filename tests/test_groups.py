@@ -3,6 +3,7 @@ import signal
 
 import pytest
 import torch
+import torch.nn as nn
 
 from prunekit.errors import PrunekitError
 from prunekit.groups import build_groups
@@ -97,3 +98,29 @@ def test_a_timeout_that_is_not_reached_changes_nothing():
     free = build_groups(model, torch.zeros(1, 3, 8, 8), timeout=None)
     assert [g.name for g in bounded] == [g.name for g in free] and [g.size for g in bounded] == [g.size for g in free]
     assert not model._forward_pre_hooks and not model[0]._forward_pre_hooks  # the progress hooks are gone
+
+
+def test_a_failed_graph_build_says_whether_the_model_or_torch_pruning_failed(monkeypatch):
+    import torch_pruning as tp
+
+    class Fixed(nn.Module):  # runs on 8x8 inputs only
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.fc = nn.Linear(4 * 8 * 8, 2)
+
+        def forward(self, x):
+            if x.shape[-1] != 8:
+                raise ValueError(f"needs 8x8 inputs, got {tuple(x.shape)}")
+            return self.fc(torch.flatten(self.conv(x), 1))
+
+    with pytest.raises(PrunekitError, match=r"Fixed cannot run on an input of shape \(1, 3, 16, 16\) \(needs 8x8 inputs"):
+        build_groups(Fixed(), torch.zeros(1, 3, 16, 16))
+
+    def broken(self, model, example_inputs, **kw):
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'NoneType'")
+
+    monkeypatch.setattr(tp.DependencyGraph, "build_dependency", broken)
+    with pytest.raises(PrunekitError, match=r"torch-pruning cannot build the dependency graph of Fixed .*"
+                                            r"the model itself runs on \(1, 3, 8, 8\)"):
+        build_groups(Fixed(), torch.zeros(1, 3, 8, 8))
