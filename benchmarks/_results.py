@@ -1,13 +1,14 @@
 """Writing a benchmark's figures (one JSON file with the command that made them), and running a script
 so that a user error (data missing, a folder that is not a run) is one line, not a traceback."""
+
 from __future__ import annotations
 
 import json
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -30,8 +31,19 @@ def write_results(script: str, args, rows: list[dict], **extra) -> None:
     command = command_line(script)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": command, "threads": torch.get_num_threads(), "results": rows,
-                               "date": time.strftime("%Y-%m-%d %H:%M"), **extra}, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "command": command,
+                "threads": torch.get_num_threads(),
+                "results": rows,
+                "date": time.strftime("%Y-%m-%d %H:%M"),
+                **extra,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {out}")
 
 

@@ -7,6 +7,7 @@ Counts FLOPs (a multiply-add = 2) of one image's forward and forward + backward 
 training images, and divides by the median epoch seconds of each configuration in the
 ``--speed`` file (``benchmarks/train_speed.py``'s output) to give the rate this machine reached.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,9 +15,9 @@ import json
 from pathlib import Path
 
 import torch
+from _results import run_script, write_results
 from torch.utils.flop_counter import FlopCounterMode
 
-from _results import run_script, write_results
 from prunekit import registry
 
 TRAIN_IMAGES = 50_000
@@ -41,9 +42,11 @@ def main() -> None:
     forward = count_flops(model, image, backward=False)
     train_step = count_flops(model, image, backward=True)
     epoch = train_step * TRAIN_IMAGES
-    print(f"{args.model}: forward {forward / 1e6:.1f} MFLOP per image, forward + backward "
-          f"{train_step / 1e6:.1f} MFLOP ({train_step / forward:.2f}x), epoch of {TRAIN_IMAGES:,} images "
-          f"{epoch / 1e12:.2f} TFLOP")
+    print(
+        f"{args.model}: forward {forward / 1e6:.1f} MFLOP per image, forward + backward "
+        f"{train_step / 1e6:.1f} MFLOP ({train_step / forward:.2f}x), epoch of {TRAIN_IMAGES:,} images "
+        f"{epoch / 1e12:.2f} TFLOP"
+    )
     rates = []
     speed_file = Path(args.speed)
     if speed_file.exists():
@@ -53,8 +56,16 @@ def main() -> None:
             rates.append({"config": row["config"], "median_epoch_seconds": seconds, "gflop_per_s": rate})
             print(f"  {row['config']}: {seconds:.1f} s per epoch -> {rate:.1f} GFLOP/s")
     print(f"a 40 s epoch needs {epoch / 40 / 1e9:.1f} GFLOP/s")
-    write_results("c3_32_flops.py", args, rates, model=args.model, forward_flops_per_image=forward,
-                  train_flops_per_image=train_step, epoch_flops=epoch, speed_file=str(speed_file))
+    write_results(
+        "c3_32_flops.py",
+        args,
+        rates,
+        model=args.model,
+        forward_flops_per_image=forward,
+        train_flops_per_image=train_step,
+        epoch_flops=epoch,
+        speed_file=str(speed_file),
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ its first epoch, summed over the run's drops, mean over the finished seeds. Runs
 paper grid (`c3_32_paper.sh`). Nothing is recomputed; a run still training shows
 the epoch it has reached.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,6 +19,7 @@ import statistics
 from pathlib import Path
 
 from _results import command_line, points, run_script
+
 from prunekit.records import EVENTS, METRICS, RunDir, best_after, drop_costs, first_event, mean_std
 
 # (row label, ranker name or None, the paper's test accuracy %)
@@ -47,9 +49,11 @@ def run_dir(paper: Path, criteria: Path, ranker: str | None, seed: int) -> Path:
 def table(paper: Path, criteria: Path, seeds: list[int]) -> str:
     runs = {(ranker, s): RunDir(run_dir(paper, criteria, ranker, s)) for _, ranker, _ in PAPER_ROWS for s in seeds}
     after = first_event([rd for rd in runs.values() if rd.path.exists()])
-    head = (f"| ranker inside the RePr cycle | paper | ours, final test acc, seed {' / '.join(map(str, seeds))} "
-            f"| ours, mean ± std (finished seeds) | ours, best after epoch {after}, mean "
-            f"| ours, first-epoch cost of the drops, summed (points), mean |\n|---|---|---|---|---|---|\n")
+    head = (
+        f"| ranker inside the RePr cycle | paper | ours, final test acc, seed {' / '.join(map(str, seeds))} "
+        f"| ours, mean ± std (finished seeds) | ours, best after epoch {after}, mean "
+        f"| ours, first-epoch cost of the drops, summed (points), mean |\n|---|---|---|---|---|---|\n"
+    )
     lines = []
     for label, ranker, paper_acc in PAPER_ROWS:
         cells, finals, bests, costs = [], [], [], []

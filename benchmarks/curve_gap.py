@@ -8,12 +8,14 @@ epoch of the largest, and the final difference (RUN minus REFERENCE). Reads
 metrics.jsonl only. Use it to tell a change that moves a curve (bf16 against
 fp32, say) from the spread between seeds (another seed as a second RUN).
 """
+
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
 from _results import command_line, run_script
+
 from prunekit.records import METRICS, RunDir
 
 
@@ -43,10 +45,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     ref = curves(args.reference)
-    lines = [f"Made by `{command_line('curve_gap.py')}`", "", f"Against `{args.reference.name}` (points):", "",
-             "| run | epochs | mean abs. test gap | largest test gap (epoch) | mean abs. train gap "
-             "| largest train gap (epoch) | final test gap |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Made by `{command_line('curve_gap.py')}`",
+        "",
+        f"Against `{args.reference.name}` (points):",
+        "",
+        "| run | epochs | mean abs. test gap | largest test gap (epoch) | mean abs. train gap "
+        "| largest train gap (epoch) | final test gap |",
+        "|---|---|---|---|---|---|---|",
+    ]
     lines += [gap_row(ref, curves(run), run.name) for run in args.runs]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -15,12 +15,14 @@ an ablation grid part, as in `prunekit bench`'s tables), final train accuracy an
 in its first epoch and took from each layer, how many of its filters the drop before it had taken too, and
 what each restore gained 1 and 2 epochs after it.
 """
+
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
 from _results import command_line, points, run_script
+
 from prunekit.plot import natural_key
 from prunekit.records import EVENTS, METRICS, RunDir, best_after, drop_costs, first_event, restore_gains
 
@@ -29,9 +31,13 @@ def report(run: Path) -> str:
     rd = RunDir(run)
     events, metrics = rd.read_jsonl(EVENTS), rd.read_jsonl(METRICS)
     acc = {m["epoch"]: m["test_acc"] for m in metrics}  # metrics epoch k = after k epochs
-    lines = [f"# {run.name}", "", "| epoch | event | test acc before | test acc after its first epoch "
-             "| restore: gain after 1 / 2 epochs (points) | filters dropped per layer |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"# {run.name}",
+        "",
+        "| epoch | event | test acc before | test acc after its first epoch "
+        "| restore: gain after 1 / 2 epochs (points) | filters dropped per layer |",
+        "|---|---|---|---|---|---|",
+    ]
     for ev in events:
         e = ev["epoch"]  # 0-based epoch at whose start the event happened
         before, after = acc.get(e), acc.get(e + 1)
@@ -63,9 +69,13 @@ def score_table(events: list[dict]) -> list[str]:
     if not drops:
         return []
     order = drops[0][0].get("order", list(drops[0][0]["scores"]))
-    lines = ["", "Mean ranker score per layer at each drop (filters it kept / those it dropped; higher = kept):", "",
-             "| layer | " + " | ".join(f"drop at {ev['epoch'] + 1}" for ev, _ in drops) + " |",
-             "|---|" + "---|" * len(drops)]
+    lines = [
+        "",
+        "Mean ranker score per layer at each drop (filters it kept / those it dropped; higher = kept):",
+        "",
+        "| layer | " + " | ".join(f"drop at {ev['epoch'] + 1}" for ev, _ in drops) + " |",
+        "|---|" + "---|" * len(drops),
+    ]
 
     def mean(xs):
         xs = [x for x in xs if x is not None]
@@ -118,10 +128,12 @@ def summary(runs: list[Path]) -> str:
     layers.sort(key=natural_key)  # features.2 before features.10
     after = first_event(RunDir(run) for run, _, _ in records)
     best_head = "best test acc (epoch)" if after is None else f"best after epoch {after} (epoch)"
-    lines = [f"| run | epochs | final test acc | {best_head} | final train acc | final test loss "
-             f"| first-epoch cost of each drop (points) | filters dropped at each drop ({'+'.join(layers) or '–'}) "
-             f"| of those, dropped by the drop before too | gain of each restore after 1, 2 epochs (points) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| run | epochs | final test acc | {best_head} | final train acc | final test loss "
+        f"| first-epoch cost of each drop (points) | filters dropped at each drop ({'+'.join(layers) or '–'}) "
+        f"| of those, dropped by the drop before too | gain of each restore after 1, 2 epochs (points) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for run, events, metrics in records:
         last = metrics[-1]
         best = best_after(metrics, after)  # None for a run that has not yet trained past ``after``
@@ -131,8 +143,10 @@ def summary(runs: list[Path]) -> str:
         again = " / ".join(str(repeated(a, b)) for a, b in zip(drops, drops[1:])) or "–"
         gains = " / ".join(gains_text(g) for g in restore_gains(events, metrics)) or "–"
         best_text = f"{100 * best['test_acc']:.2f} ({best['epoch']})" if best else "–"
-        lines.append(f"| {run.name} | {last['epoch']} | {100 * last['test_acc']:.2f} | {best_text} "
-                     f"| {100 * last['train_acc']:.2f} | {last['test_loss']:.2f} | {costs} | {taken} | {again} | {gains} |")
+        lines.append(
+            f"| {run.name} | {last['epoch']} | {100 * last['test_acc']:.2f} | {best_text} "
+            f"| {100 * last['train_acc']:.2f} | {last['test_loss']:.2f} | {costs} | {taken} | {again} | {gains} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -7,6 +7,7 @@ ranking + selection + drop of 30 %, global, and clearing the dropped filters' op
 ``Pruner.restore`` (null-space re-init, clearing the returning filters' optimizer state, release): the
 calls the engine makes at each event. Writes benchmarks/results/event_cost.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
 from _results import run_script, write_results
+
 from prunekit import registry
 from prunekit.groups import build_groups
 from prunekit.pruner import Pruner
@@ -37,13 +38,18 @@ def oracle_estimate(model, filters: int, data, repeats: int) -> dict:
     model.eval()
     with torch.no_grad():
         evals = [timed(lambda: [F.cross_entropy(model(x), y) for x, y in data])[0] for _ in range(repeats)]
-    return {"estimated": True, "median_loss_eval_s": statistics.median(evals),
-            "median_rank_drop_s": (filters + 1) * statistics.median(evals), "median_reinit_s": None,
-            "median_rank_plus_reinit_s": None}
+    return {
+        "estimated": True,
+        "median_loss_eval_s": statistics.median(evals),
+        "median_rank_drop_s": (filters + 1) * statistics.median(evals),
+        "median_reinit_s": None,
+        "median_rank_plus_reinit_s": None,
+    }
 
 
-def bench(model_name: str, repeats: int, image: int, ranker_name: str, reinit_name: str,
-          estimate_oracle: bool = False) -> dict:
+def bench(
+    model_name: str, repeats: int, image: int, ranker_name: str, reinit_name: str, estimate_oracle: bool = False
+) -> dict:
     torch.manual_seed(0)
     model = registry.get("models", model_name)(num_classes=10, in_channels=3, image_size=image)
     build_s = []
@@ -53,25 +59,39 @@ def bench(model_name: str, repeats: int, image: int, ranker_name: str, reinit_na
     ranker = registry.get("rankers", ranker_name).build(ranker_name)
     reinit = registry.get("reinitializers", reinit_name).build(reinit_name)
     g = torch.Generator().manual_seed(0)
-    data = [(torch.randn(128, 3, image, image, generator=g), torch.randint(0, 10, (128,), generator=g))
-            for _ in range(getattr(ranker, "batches", 0))]  # data-driven rankers get their batches
-    row = {"model": model_name, "groups": len(groups), "filters": sum(g.size for g in groups),
-           "params": sum(p.numel() for p in model.parameters()), "ranker": ranker_name, "reinitializer": reinit_name,
-           "median_build_s": statistics.median(build_s)}
+    data = [
+        (torch.randn(128, 3, image, image, generator=g), torch.randint(0, 10, (128,), generator=g))
+        for _ in range(getattr(ranker, "batches", 0))
+    ]  # data-driven rankers get their batches
+    row = {
+        "model": model_name,
+        "groups": len(groups),
+        "filters": sum(g.size for g in groups),
+        "params": sum(p.numel() for p in model.parameters()),
+        "ranker": ranker_name,
+        "reinitializer": reinit_name,
+        "median_build_s": statistics.median(build_s),
+    }
     if estimate_oracle and ranker_name == "oracle":
         return {**row, **oracle_estimate(model, row["filters"], data, repeats)}
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     pruner = Pruner(model, torch.zeros(1, 3, image, image), ranker, reinit, groups=groups)
     drop_s, restore_s = [], []
     for r in range(repeats):
-        s, _ = timed(lambda: pruner.drop(0.3, optimizer=opt, batches=lambda n: iter(data[:n]),
-                                         generator=torch.Generator().manual_seed(r)))
+        s, _ = timed(
+            lambda: pruner.drop(
+                0.3, optimizer=opt, batches=lambda n: iter(data[:n]), generator=torch.Generator().manual_seed(r)
+            )
+        )
         drop_s.append(s)
         s, _ = timed(lambda: pruner.restore(opt, generator=torch.Generator().manual_seed(r)))
         restore_s.append(s)
-    return {**row, "median_rank_drop_s": statistics.median(drop_s),
-            "median_reinit_s": statistics.median(restore_s),
-            "median_rank_plus_reinit_s": statistics.median(drop_s) + statistics.median(restore_s)}
+    return {
+        **row,
+        "median_rank_drop_s": statistics.median(drop_s),
+        "median_reinit_s": statistics.median(restore_s),
+        "median_rank_plus_reinit_s": statistics.median(drop_s) + statistics.median(restore_s),
+    }
 
 
 def main() -> None:
@@ -82,10 +102,17 @@ def main() -> None:
     ap.add_argument("--ranker", default="orthogonality", help="comma list: one row per model and ranker")
     ap.add_argument("--reinit", default="nullspace")
     ap.add_argument("--out", default=str(RESULTS / "event_cost.json"))
-    ap.add_argument("--estimate-oracle", action="store_true",
-                    help="time the oracle's loss evaluation and scale it by the filter count instead of running it")
-    ap.add_argument("--threads", type=int, help="torch threads (default: torch's); 1 beside a training run, "
-                    "whose threads would otherwise contend with these")
+    ap.add_argument(
+        "--estimate-oracle",
+        action="store_true",
+        help="time the oracle's loss evaluation and scale it by the filter count instead of running it",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads (default: torch's); 1 beside a training run, "
+        "whose threads would otherwise contend with these",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -95,11 +122,17 @@ def main() -> None:
         rows.append(r)
         head = f"{name:16s} {ranker:14s} {r['groups']:4d} groups {r['filters']:6d} filters  build {r['median_build_s']:.3f} s  "
         if r.get("estimated"):
-            print(head + f"loss evaluation {r['median_loss_eval_s']:.3f} s x {r['filters'] + 1} = "
-                  f"rank {r['median_rank_drop_s']:.0f} s (estimated, not run)", flush=True)
+            print(
+                head + f"loss evaluation {r['median_loss_eval_s']:.3f} s x {r['filters'] + 1} = "
+                f"rank {r['median_rank_drop_s']:.0f} s (estimated, not run)",
+                flush=True,
+            )
             continue
-        print(head + f"rank+drop {r['median_rank_drop_s']:.3f} s  reinit {r['median_reinit_s']:.3f} s  "
-              f"rank+reinit {r['median_rank_plus_reinit_s']:.3f} s", flush=True)
+        print(
+            head + f"rank+drop {r['median_rank_drop_s']:.3f} s  reinit {r['median_reinit_s']:.3f} s  "
+            f"rank+reinit {r['median_rank_plus_reinit_s']:.3f} s",
+            flush=True,
+        )
     write_results("event_cost.py", args, rows)
 
 

@@ -21,6 +21,7 @@
 
 Writes benchmarks/results/export_speed.json (the log is this output, through tee).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,8 @@ import time
 from pathlib import Path
 
 import torch
-
 from _results import run_script, write_results
+
 from prunekit import registry
 from prunekit.cost import count_macs, count_params
 from prunekit.environment import describe
@@ -74,21 +75,36 @@ def bench_resnet50(repeats: int, keep: float) -> dict:
             diffs.append((masked - small(batch)).abs().max().item())
             scale = masked.abs().max().item()  # for reading the difference: the outputs' own size
         kept.append(count_macs(small, x) / pruner.cost.dense["macs"])
-        print(f"  resnet50 repeat {r}: build {times['build'][-1]:.2f} s  cost model {times['cost_model'][-1]:.2f} s  "
-              f"rank+select {times['rank_select'][-1]:.2f} s  export {times['export'][-1]:.2f} s  "
-              f"max diff {diffs[-1]:.2e} (outputs up to {scale:.2g})  MACs kept {kept[-1]:.4f}", flush=True)
+        print(
+            f"  resnet50 repeat {r}: build {times['build'][-1]:.2f} s  cost model {times['cost_model'][-1]:.2f} s  "
+            f"rank+select {times['rank_select'][-1]:.2f} s  export {times['export'][-1]:.2f} s  "
+            f"max diff {diffs[-1]:.2e} (outputs up to {scale:.2g})  MACs kept {kept[-1]:.4f}",
+            flush=True,
+        )
     med = {k: statistics.median(v) for k, v in times.items()}
     first_drop = med["cost_model"] + med["rank_select"]
     return {
-        "part": "a", "model": "timm:resnet50", "image": 224, "keep_macs": keep, "repeats": repeats,
-        "groups": len(pruner.groups), "filters": sum(g.size for g in pruner.groups),
-        "median_build_s": med["build"], "median_cost_model_s": med["cost_model"],
-        "median_rank_select_s": med["rank_select"], "median_cost_model_plus_rank_select_s": first_drop,
-        "rank_select_target_s": RANK_TARGET_S, "rank_select_target_met": first_drop <= RANK_TARGET_S,
+        "part": "a",
+        "model": "timm:resnet50",
+        "image": 224,
+        "keep_macs": keep,
+        "repeats": repeats,
+        "groups": len(pruner.groups),
+        "filters": sum(g.size for g in pruner.groups),
+        "median_build_s": med["build"],
+        "median_cost_model_s": med["cost_model"],
+        "median_rank_select_s": med["rank_select"],
+        "median_cost_model_plus_rank_select_s": first_drop,
+        "rank_select_target_s": RANK_TARGET_S,
+        "rank_select_target_met": first_drop <= RANK_TARGET_S,
         "rank_select_target_counts": "cost model + rank + select",
-        "median_export_s": med["export"], "export_target_s": EXPORT_TARGET_S,
+        "median_export_s": med["export"],
+        "export_target_s": EXPORT_TARGET_S,
         "export_target_met": med["export"] <= EXPORT_TARGET_S,
-        "max_abs_diff_masked_vs_exported": max(diffs), "max_abs_output_last_repeat": scale, "macs_kept": kept[-1], "all_s": times,
+        "max_abs_diff_masked_vs_exported": max(diffs),
+        "max_abs_output_last_repeat": scale,
+        "macs_kept": kept[-1],
+        "all_s": times,
     }
 
 
@@ -109,18 +125,35 @@ def bench_resnet20(base: str | None, keep: float, runs: int, warmup: int) -> lis
     pruner = Pruner(model, x, ranker="l2")
     pruner.drop(keep=keep, metric="macs")
     small = pruner.export().eval()
-    counts = {"dense_macs": count_macs(dense_model, x), "exported_macs": count_macs(small, x),
-              "dense_params": count_params(dense_model), "exported_params": count_params(small)}
+    counts = {
+        "dense_macs": count_macs(dense_model, x),
+        "exported_macs": count_macs(small, x),
+        "dense_params": count_params(dense_model),
+        "exported_params": count_params(small),
+    }
     rows = []
     for batch in (64, 1):
         xb = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(batch))
         dense_ms, small_ms = paired_latency_ms(dense_model, small, xb, runs, warmup)
-        rows.append({"part": "b", "model": "resnet20", "image": 32, "weights": weights, "keep_macs": keep,
-                     "batch": batch, "runs": runs, "warmup": warmup, **counts,
-                     "macs_kept": counts["exported_macs"] / counts["dense_macs"],
-                     "median_dense_ms": dense_ms, "median_exported_ms": small_ms, "speedup": dense_ms / small_ms,
-                     "speedup_target": SPEEDUP_TARGET if batch == 64 else None,
-                     "speedup_target_met": dense_ms / small_ms >= SPEEDUP_TARGET if batch == 64 else None})
+        rows.append(
+            {
+                "part": "b",
+                "model": "resnet20",
+                "image": 32,
+                "weights": weights,
+                "keep_macs": keep,
+                "batch": batch,
+                "runs": runs,
+                "warmup": warmup,
+                **counts,
+                "macs_kept": counts["exported_macs"] / counts["dense_macs"],
+                "median_dense_ms": dense_ms,
+                "median_exported_ms": small_ms,
+                "speedup": dense_ms / small_ms,
+                "speedup_target": SPEEDUP_TARGET if batch == 64 else None,
+                "speedup_target_met": dense_ms / small_ms >= SPEEDUP_TARGET if batch == 64 else None,
+            }
+        )
     return rows
 
 
@@ -136,20 +169,30 @@ def bench_grid(out: Path, keep: float, runs: int, warmup: int) -> list[dict]:
             cuts[cell.name] = load_run(cell).pruner.export()
     tp_cut = out / "torch-pruning" / f"export_keep={keep:g}"
     if (tp_cut / "pruned.pt").exists():
-        cuts[f"torch-pruning (group L2)_target={keep:g}"] = apply_pruned(load_run(out / "baseline").model, read_pruned(tp_cut), x1)
+        cuts[f"torch-pruning (group L2)_target={keep:g}"] = apply_pruned(
+            load_run(out / "baseline").model, read_pruned(tp_cut), x1
+        )
     rows = []
     for name, small in cuts.items():
         small.eval()
-        row = {"part": "c", "cell": name, "keep_target": keep, "runs": runs, "warmup": warmup,
-               "macs_kept": count_macs(small, x1) / count_macs(dense, x1),
-               "params_kept": count_params(small) / count_params(dense)}
+        row = {
+            "part": "c",
+            "cell": name,
+            "keep_target": keep,
+            "runs": runs,
+            "warmup": warmup,
+            "macs_kept": count_macs(small, x1) / count_macs(dense, x1),
+            "params_kept": count_params(small) / count_params(dense),
+        }
         for batch in (64, 1):
             xb = torch.randn((batch,) + dense_run.data.shape, generator=torch.Generator().manual_seed(batch))
             dense_ms, small_ms = paired_latency_ms(dense, small, xb, runs, warmup)
             row[f"b{batch}"] = {"dense_ms": dense_ms, "exported_ms": small_ms, "speedup": dense_ms / small_ms}
         row["speedup_target_met"] = row["b64"]["speedup"] >= SPEEDUP_TARGET
-        print(f"  {name}: MACs {row['macs_kept']:.3f}  b64 {row['b64']['speedup']:.2f}x  b1 {row['b1']['speedup']:.2f}x",
-              flush=True)
+        print(
+            f"  {name}: MACs {row['macs_kept']:.3f}  b64 {row['b64']['speedup']:.2f}x  b1 {row['b1']['speedup']:.2f}x",
+            flush=True,
+        )
         rows.append(row)
     return rows
 
@@ -186,34 +229,54 @@ def main() -> None:
             print(f"    build (groups)              {r['median_build_s']:7.3f} s")
             print(f"    cost model (first use)      {r['median_cost_model_s']:7.3f} s")
             print(f"    rank + select to {r['keep_macs']:.0%} MACs   {r['median_rank_select_s']:7.3f} s")
-            print(f"    cost model + rank + select  {r['median_cost_model_plus_rank_select_s']:7.3f} s  "
-                  f"target <= {RANK_TARGET_S:g} s: {'met' if r['rank_select_target_met'] else 'MISSED'}")
-            print(f"    export                      {r['median_export_s']:7.3f} s  "
-                  f"target <= {EXPORT_TARGET_S:g} s: {'met' if r['export_target_met'] else 'MISSED'}")
-            print(f"    max |masked - exported|     {r['max_abs_diff_masked_vs_exported']:.2e}   "
-                  f"exported MACs {r['macs_kept']:.4f} of dense")
+            print(
+                f"    cost model + rank + select  {r['median_cost_model_plus_rank_select_s']:7.3f} s  "
+                f"target <= {RANK_TARGET_S:g} s: {'met' if r['rank_select_target_met'] else 'MISSED'}"
+            )
+            print(
+                f"    export                      {r['median_export_s']:7.3f} s  "
+                f"target <= {EXPORT_TARGET_S:g} s: {'met' if r['export_target_met'] else 'MISSED'}"
+            )
+            print(
+                f"    max |masked - exported|     {r['max_abs_diff_masked_vs_exported']:.2e}   "
+                f"exported MACs {r['macs_kept']:.4f} of dense"
+            )
     lat = [r for r in rows if r["part"] == "b"]
     if lat:
-        print(f"(b) resnet20 32 px cut to {lat[0]['macs_kept']:.4f} of its MACs ({lat[0]['exported_params']:,} of "
-              f"{lat[0]['dense_params']:,} params), weights {lat[0]['weights']}, median of {lat[0]['runs']}")
+        print(
+            f"(b) resnet20 32 px cut to {lat[0]['macs_kept']:.4f} of its MACs ({lat[0]['exported_params']:,} of "
+            f"{lat[0]['dense_params']:,} params), weights {lat[0]['weights']}, median of {lat[0]['runs']}"
+        )
         print("    batch   dense ms   exported ms   speedup")
         for r in lat:
-            target = "" if r["speedup_target"] is None else \
-                f"   target >= {r['speedup_target']:g}x: {'met' if r['speedup_target_met'] else 'MISSED'}"
-            print(f"    {r['batch']:5d}  {r['median_dense_ms']:9.2f}  {r['median_exported_ms']:12.2f}  "
-                  f"{r['speedup']:7.2f}x{target}")
+            target = (
+                ""
+                if r["speedup_target"] is None
+                else f"   target >= {r['speedup_target']:g}x: {'met' if r['speedup_target_met'] else 'MISSED'}"
+            )
+            print(
+                f"    {r['batch']:5d}  {r['median_dense_ms']:9.2f}  {r['median_exported_ms']:12.2f}  "
+                f"{r['speedup']:7.2f}x{target}"
+            )
     grid = [r for r in rows if r["part"] == "c"]
     if grid:
-        print(f"(c) {args.grid}: exports at {args.keep:g} of the MACs against the baseline, median of {args.runs}, "
-              f"alternately")
+        print(
+            f"(c) {args.grid}: exports at {args.keep:g} of the MACs against the baseline, median of {args.runs}, "
+            f"alternately"
+        )
         print("    cell                                          MACs   params   b64 speedup   b1 speedup")
         for r in sorted(grid, key=lambda r: -r["b64"]["speedup"]):
-            print(f"    {r['cell']:<44}  {r['macs_kept']:.3f}  {r['params_kept']:.3f}  {r['b64']['speedup']:10.2f}x  "
-                  f"{r['b1']['speedup']:10.2f}x   target >= {SPEEDUP_TARGET:g}x at b64: "
-                  f"{'met' if r['speedup_target_met'] else 'MISSED'}")
-    write_results("export_speed.py", args, rows, environment={k: env[k] for k in
-                                                              ("torch", "cpu", "threads", "commit", "code_modified",
-                                                               "python", "platform")})
+            print(
+                f"    {r['cell']:<44}  {r['macs_kept']:.3f}  {r['params_kept']:.3f}  {r['b64']['speedup']:10.2f}x  "
+                f"{r['b1']['speedup']:10.2f}x   target >= {SPEEDUP_TARGET:g}x at b64: "
+                f"{'met' if r['speedup_target_met'] else 'MISSED'}"
+            )
+    write_results(
+        "export_speed.py",
+        args,
+        rows,
+        environment={k: env[k] for k in ("torch", "cpu", "threads", "commit", "code_modified", "python", "platform")},
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the median epoch time (training + evaluation) from each run's metrics.jsonl.
 Target on an H100-class GPU: ≤ 1.5 s per c3_32 epoch. Writes
 benchmarks/results/gpu_epoch.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,12 +17,12 @@ import tempfile
 from pathlib import Path
 
 import torch
-
 from _results import run_script, write_results
+
 from prunekit.config import resolve
 from prunekit.device import cuda_settings
-from prunekit.errors import PrunekitError
 from prunekit.engine import start_run
+from prunekit.errors import PrunekitError
 from prunekit.records import METRICS, RunDir
 
 RESULTS = Path(__file__).parent / "results"
@@ -36,23 +37,42 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS / "gpu_epoch.json"))
     args = ap.parse_args()
     if not torch.cuda.is_available():
-        raise PrunekitError("no CUDA GPU is visible to torch here; this benchmark times epochs on one: "
-                            "run it on a machine with a GPU (benchmarks/c3_32_gpu.sh runs it first)")
+        raise PrunekitError(
+            "no CUDA GPU is visible to torch here; this benchmark times epochs on one: "
+            "run it on a machine with a GPU (benchmarks/c3_32_gpu.sh runs it first)"
+        )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for method in ("standard", "repr"):
             extra = {"s1": 2, "s2": 2} if method == "repr" else {}
-            cfg = resolve({"method": method, "model": args.model, "dataset": "cifar10", "epochs": args.epochs,
-                           "device": "cuda", "precision": args.precision, "channels_last": args.channels_last,
-                           "out": tmp, "name": method, **extra})
+            cfg = resolve(
+                {
+                    "method": method,
+                    "model": args.model,
+                    "dataset": "cifar10",
+                    "epochs": args.epochs,
+                    "device": "cuda",
+                    "precision": args.precision,
+                    "channels_last": args.channels_last,
+                    "out": tmp,
+                    "name": method,
+                    **extra,
+                }
+            )
             summary = start_run(cfg)
             metrics = RunDir(Path(tmp) / method).read_jsonl(METRICS)[1:]  # first epoch includes warm-up
-            row = {"method": method, "median_epoch_s": statistics.median(m["seconds"] for m in metrics),
-                   "median_train_s": statistics.median(m["train_seconds"] for m in metrics),
-                   "final_test_acc": summary["final_test_acc"], "gpu": torch.cuda.get_device_name(),
-                   **cuda_settings()}
+            row = {
+                "method": method,
+                "median_epoch_s": statistics.median(m["seconds"] for m in metrics),
+                "median_train_s": statistics.median(m["train_seconds"] for m in metrics),
+                "final_test_acc": summary["final_test_acc"],
+                "gpu": torch.cuda.get_device_name(),
+                **cuda_settings(),
+            }
             rows.append(row)
-            print(f"{method:8s} {row['median_epoch_s']:.2f} s/epoch (train {row['median_train_s']:.2f} s) on {row['gpu']}")
+            print(
+                f"{method:8s} {row['median_epoch_s']:.2f} s/epoch (train {row['median_train_s']:.2f} s) on {row['gpu']}"
+            )
     write_results("gpu_epoch.py", args, rows)
 
 

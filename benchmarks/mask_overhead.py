@@ -7,6 +7,7 @@ one process, plain optimizer steps and steps followed by ``masks.hold``
 (SGD with momentum, so the optimizer state is masked too). Reports medians and
 the ratio, and the median of ``hold`` alone. Writes benchmarks/results/mask_overhead.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
 from _results import run_script, write_results
+
 from prunekit import registry
 from prunekit.groups import build_groups
 from prunekit.masks import FilterMasks
@@ -63,10 +64,18 @@ def bench(model_name: str, steps: int, batch: int, image: int) -> dict:
         masks.hold(opt)
         hold_only.append(time.perf_counter() - t0)
     p, h, o = statistics.median(plain), statistics.median(held), statistics.median(hold_only)
-    return {"model": model_name, "batch": batch, "steps": steps, "groups": len(groups),
-            "dropped_fraction": sum(int(d.sum()) for d in masks.dropped) / sum(gr.size for gr in groups),
-            "median_step_ms": p * 1e3, "median_step_with_hold_ms": h * 1e3, "median_hold_ms": o * 1e3,
-            "step_ratio_overhead_pct": 100 * (h - p) / p, "hold_over_step_pct": 100 * o / p}
+    return {
+        "model": model_name,
+        "batch": batch,
+        "steps": steps,
+        "groups": len(groups),
+        "dropped_fraction": sum(int(d.sum()) for d in masks.dropped) / sum(gr.size for gr in groups),
+        "median_step_ms": p * 1e3,
+        "median_step_with_hold_ms": h * 1e3,
+        "median_hold_ms": o * 1e3,
+        "step_ratio_overhead_pct": 100 * (h - p) / p,
+        "hold_over_step_pct": 100 * o / p,
+    }
 
 
 def main() -> None:
@@ -81,9 +90,12 @@ def main() -> None:
     for name in args.models.split(","):
         r = bench(name, args.steps, args.batch, args.image)
         rows.append(r)
-        print(f"{name:10s} step {r['median_step_ms']:8.1f} ms  with hold {r['median_step_with_hold_ms']:8.1f} ms "
-              f"({r['step_ratio_overhead_pct']:+.2f} %)  hold alone {r['median_hold_ms']:.3f} ms "
-              f"= {r['hold_over_step_pct']:.2f} % of a step", flush=True)
+        print(
+            f"{name:10s} step {r['median_step_ms']:8.1f} ms  with hold {r['median_step_with_hold_ms']:8.1f} ms "
+            f"({r['step_ratio_overhead_pct']:+.2f} %)  hold alone {r['median_hold_ms']:.3f} ms "
+            f"= {r['hold_over_step_pct']:.2f} % of a step",
+            flush=True,
+        )
     write_results("mask_overhead.py", args, rows)
 
 

@@ -13,6 +13,7 @@ fan-in correction: score = −O_f, every filter alive at a drop); the end comes 
 ``checkpoint.pt``. The last row is what random filters of the layer's fan-in K
 would give: √(2/(πK)) · (J − 1)/J.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,8 @@ import math
 from pathlib import Path
 
 import torch
-
 from _results import run_script
+
 from prunekit.config import resolve
 from prunekit.engine import build_model, load_data
 from prunekit.records import CHECKPOINT, EVENTS, WARMUP, RunDir
@@ -30,7 +31,7 @@ from prunekit_plugins.repr import orthogonality
 
 def conv_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The conv filter tensors of a state dict, by layer name (``features.0``...)."""
-    return {k[:-len(".weight")]: v for k, v in state.items() if k.endswith(".weight") and v.dim() == 4}
+    return {k[: -len(".weight")]: v for k, v in state.items() if k.endswith(".weight") and v.dim() == 4}
 
 
 def mean_overlap(weights: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -59,12 +60,19 @@ def rows_for(run: Path) -> list[tuple[str, dict[str, float]]]:
         state = torch.load(rd.file(WARMUP), map_location="cpu", weights_only=True)
         rows.append((f"warm-up (epoch {state['epoch']})", mean_overlap(conv_weights(state["model"]))))
     ranker_args = cfg.get("ranker_args") or {}
-    if (cfg.get("ranker") == "orthogonality" and not ranker_args.get("fan_in_correction")
-            and ranker_args.get("normalization", "filter") == "filter"):
+    if (
+        cfg.get("ranker") == "orthogonality"
+        and not ranker_args.get("fan_in_correction")
+        and ranker_args.get("normalization", "filter") == "filter"
+    ):
         for ev in rd.read_jsonl(EVENTS):
             if ev["event"] == "drop" and ev.get("scores"):
-                rows.append((f"drop at epoch {ev['epoch']}", {
-                    g: -sum(s) / len(s) for g, s in ev["scores"].items() if None not in s}))
+                rows.append(
+                    (
+                        f"drop at epoch {ev['epoch']}",
+                        {g: -sum(s) / len(s) for g, s in ev["scores"].items() if None not in s},
+                    )
+                )
     state = torch.load(rd.file(CHECKPOINT), map_location="cpu", weights_only=True)
     rows.append((f"end (epoch {state['epoch']})", mean_overlap(conv_weights(state["model"]))))
     return rows + [("random filters, expected", random_baseline(init))]
@@ -87,10 +95,15 @@ def main() -> None:
     for run in args.runs:
         rows = rows_for(run)
         layers = list(rows[0][1])
-        lines += [f"# {run.name}: mean O_f per layer (lower = more orthogonal)", "",
-                  "| when | " + " | ".join(layers) + " |", "|---|" + "---|" * len(layers)]
-        lines += [f"| {when} | " + " | ".join(f"{v[g]:.4f}" if g in v else "–" for g in layers) + " |"
-                  for when, v in rows]
+        lines += [
+            f"# {run.name}: mean O_f per layer (lower = more orthogonal)",
+            "",
+            "| when | " + " | ".join(layers) + " |",
+            "|---|" + "---|" * len(layers),
+        ]
+        lines += [
+            f"| {when} | " + " | ".join(f"{v[g]:.4f}" if g in v else "–" for g in layers) + " |" for when, v in rows
+        ]
         lines.append("")
     text = "\n".join(lines)
     print(text)

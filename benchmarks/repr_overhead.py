@@ -10,6 +10,7 @@ also projects the overhead of the paper's schedule (3 drops and 3 restores in
 100 epochs, 30 of them holding masks) from the measured per-event and per-epoch
 costs. Writes benchmarks/results/repr_overhead.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-
 from _results import command_line, run_script
+
 from prunekit.config import resolve
 from prunekit.engine import load_data, start_run
 from prunekit.records import EVENTS, METRICS, RunDir
@@ -52,8 +53,9 @@ def main() -> None:
                 walls[method].append(summary["wall_seconds"])
                 if method == "standard":  # a full CIFAR-10 epoch: training scaled up, evaluation as is
                     for m in RunDir(Path(tmp) / f"{method}{r}").read_jsonl(METRICS):
-                        epoch_seconds.append(m["train_seconds"] * 50000 / args.train_images
-                                             + m["seconds"] - m["train_seconds"])
+                        epoch_seconds.append(
+                            m["train_seconds"] * 50000 / args.train_images + m["seconds"] - m["train_seconds"]
+                        )
                 if method == "repr":
                     event_seconds += [e["seconds"] for e in RunDir(Path(tmp) / f"repr{r}").read_jsonl(EVENTS)]
                 print(f"repeat {r} {method:8s} {summary['wall_seconds']:.1f} s", flush=True)
@@ -63,14 +65,21 @@ def main() -> None:
     projected = 100 * (6 * event) / (100 * per_epoch)
     result = {
         "command": command_line("repr_overhead.py"),
-        "threads": torch.get_num_threads(), "walls": walls, "median_standard_s": std, "median_repr_s": rep,
-        "measured_overhead_pct": 100 * (rep - std) / std, "median_event_s": event,
+        "threads": torch.get_num_threads(),
+        "walls": walls,
+        "median_standard_s": std,
+        "median_repr_s": rep,
+        "measured_overhead_pct": 100 * (rep - std) / std,
+        "median_event_s": event,
         "full_epoch_s_estimate": per_epoch,
-        "projected_100_epoch_overhead_pct": projected, "date": time.strftime("%Y-%m-%d %H:%M"),
+        "projected_100_epoch_overhead_pct": projected,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
     }
-    print(f"standard {std:.1f} s, repr {rep:.1f} s (median of {args.repeats}): overhead "
-          f"{result['measured_overhead_pct']:+.2f} % with a drop/restore every 3 epochs; "
-          f"median event {event * 1e3:.1f} ms -> paper schedule (6 events / 100 epochs) {projected:.3f} %")
+    print(
+        f"standard {std:.1f} s, repr {rep:.1f} s (median of {args.repeats}): overhead "
+        f"{result['measured_overhead_pct']:+.2f} % with a drop/restore every 3 epochs; "
+        f"median event {event * 1e3:.1f} ms -> paper schedule (6 events / 100 epochs) {projected:.3f} %"
+    )
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
 

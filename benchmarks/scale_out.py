@@ -15,6 +15,7 @@ Needs the CIFAR-10 data cache (``prunekit data import``) and, for (a), the JPEG 
 ``--folder`` (default: extracted once from ../shared/datasets/cifar10-jpeg.tar.gz into
 /tmp/prunekit-cifar10-jpeg). Writes benchmarks/results/scale_out.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from _results import run_script, write_results
 
 HERE = Path(__file__).parent
@@ -68,16 +68,32 @@ def bench_loader(folder: Path, workers: list[int], limit: int, repeats: int) -> 
 
     cpu = torch.device("cpu")
     memory = registry.get("datasets", "cifar10")(data_dir())
-    rate, all_rates = images_per_s(memory.batches("train", 128, device=cpu, shuffle=True, augment=True,
-                                                  generator=torch.Generator().manual_seed(0)), limit, repeats)
+    rate, all_rates = images_per_s(
+        memory.batches(
+            "train", 128, device=cpu, shuffle=True, augment=True, generator=torch.Generator().manual_seed(0)
+        ),
+        limit,
+        repeats,
+    )
     rows = [{"part": "a", "loader": "in memory (Batches)", "workers": 0, "images_per_s": rate, "all": all_rates}]
     print(f"  in memory: {rate:,.0f} images/s", flush=True)
     for n in workers:
         data = FolderData(folder, image_size=32, workers=n)
-        rate, all_rates = images_per_s(data.batches("train", 128, device=cpu, shuffle=True,
-                                                    generator=torch.Generator().manual_seed(0)), limit, repeats)
-        rows.append({"part": "a", "loader": "streamed (folder:)", "workers": n, "images_per_s": rate,
-                     "per_worker": rate / max(n, 1), "all": all_rates})
+        rate, all_rates = images_per_s(
+            data.batches("train", 128, device=cpu, shuffle=True, generator=torch.Generator().manual_seed(0)),
+            limit,
+            repeats,
+        )
+        rows.append(
+            {
+                "part": "a",
+                "loader": "streamed (folder:)",
+                "workers": n,
+                "images_per_s": rate,
+                "per_worker": rate / max(n, 1),
+                "all": all_rates,
+            }
+        )
         print(f"  streamed, {n} worker(s): {rate:,.0f} images/s", flush=True)
     return rows
 
@@ -97,20 +113,35 @@ def ddp_worker(out: Path, batches: int, repeats: int) -> None:
     run.train_epoch()  # warm-up: allocator, DDP buckets
     rates = [s.images / s.seconds for s in (run.train_epoch() for _ in range(repeats))]
     if world.main:
-        out.write_text(json.dumps({"ranks": world.size, "threads_per_rank": torch.get_num_threads(),
-                                   "images_per_s": statistics.median(rates), "all": rates}))
+        out.write_text(
+            json.dumps(
+                {
+                    "ranks": world.size,
+                    "threads_per_rank": torch.get_num_threads(),
+                    "images_per_s": statistics.median(rates),
+                    "all": rates,
+                }
+            )
+        )
 
 
 def bench_ddp(batches: int, repeats: int) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, launch, env in (
-                ("1 process x 2 threads", [sys.executable], {"OMP_NUM_THREADS": "2"}),
-                ("torchrun 2 ranks x 1 thread", [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                                 "--nproc-per-node", "2"], {"OMP_NUM_THREADS": "1"})):
+            ("1 process x 2 threads", [sys.executable], {"OMP_NUM_THREADS": "2"}),
+            (
+                "torchrun 2 ranks x 1 thread",
+                [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"],
+                {"OMP_NUM_THREADS": "1"},
+            ),
+        ):
             out = Path(tmp) / "rate.json"
-            subprocess.run(launch + [__file__, "--ddp-worker", str(out), "--batches", str(batches),
-                                     "--repeats", str(repeats)], check=True, env={**os.environ, **env})
+            subprocess.run(
+                launch + [__file__, "--ddp-worker", str(out), "--batches", str(batches), "--repeats", str(repeats)],
+                check=True,
+                env={**os.environ, **env},
+            )
             result = json.loads(out.read_text())
             rows.append({"part": "b", "config": label, "batches": batches, "global_batch": 128, **result})
             print(f"  {label}: {result['images_per_s']:,.0f} images/s", flush=True)
@@ -135,11 +166,14 @@ def main() -> None:
     parts = set(args.parts.split(","))
     if "a" in parts:
         print(f"(a) loader, batch 128, median of {args.repeats} passes of {args.loader_batches} batches", flush=True)
-        rows += bench_loader(folder_copy(args.folder), [int(w) for w in args.workers.split(",")],
-                             args.loader_batches, args.repeats)
+        rows += bench_loader(
+            folder_copy(args.folder), [int(w) for w in args.workers.split(",")], args.loader_batches, args.repeats
+        )
     if "b" in parts:
-        print(f"(b) c3_32 training, global batch 128, median of {args.repeats} passes of {args.batches} batches",
-              flush=True)
+        print(
+            f"(b) c3_32 training, global batch 128, median of {args.repeats} passes of {args.batches} batches",
+            flush=True,
+        )
         rows += bench_ddp(args.batches, args.repeats)
         print(f"    torchrun 2x1 / one process 1x2: {rows[-1]['ratio_to_one_process']:.2f}x the images/s")
     write_results("scale_out.py", args, rows)

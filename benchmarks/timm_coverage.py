@@ -19,6 +19,7 @@ single patch-embedding conv does not make it one). Results are appended as each 
 stopped sweep resumes (``--redo`` starts over). Writes benchmarks/results/timm_coverage.json and
 timm_coverage.md. Runs on any newer timm: the family list and the models come from timm itself.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,14 +67,24 @@ def one_family(family: str, max_params: int, graph_timeout: float) -> dict:
     from prunekit.pruner import Pruner
 
     torch.manual_seed(0)
-    row = {"family": family, "model": None, "params": None, "result": "ok", "stage": None, "reason": None,
-           "seconds": {}}
+    row = {
+        "family": family,
+        "model": None,
+        "params": None,
+        "result": "ok",
+        "stage": None,
+        "reason": None,
+        "seconds": {},
+    }
     t0 = time.perf_counter()
     name, params, tried = smallest_model(family, max_params)
     row["seconds"]["choose"] = time.perf_counter() - t0
     if name is None:
-        return {**row, "result": "skipped", "reason": f"no model of the {tried} builds on meta within "
-                                                       f"{max_params / 1e6:.0f} M parameters"}
+        return {
+            **row,
+            "result": "skipped",
+            "reason": f"no model of the {tried} builds on meta within {max_params / 1e6:.0f} M parameters",
+        }
     row.update(model=name, params=params)
     model = timm.create_model(name, pretrained=False).eval()
     row["conv_layers"] = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
@@ -89,8 +100,13 @@ def one_family(family: str, max_params: int, graph_timeout: float) -> dict:
         row["groups"], row["filters"] = len(pruner.groups), sum(g.size for g in pruner.groups)
         row["excluded"] = list(pruner.groups.excluded)
         if not pruner.groups:
-            return {**row, "result": "no filters", "reason": "no prunable conv filters (" +
-                    ("; ".join(pruner.groups.excluded)[:200] or "attention/MLP blocks only") + ")"}
+            return {
+                **row,
+                "result": "no filters",
+                "reason": "no prunable conv filters ("
+                + ("; ".join(pruner.groups.excluded)[:200] or "attention/MLP blocks only")
+                + ")",
+            }
         stage = "drop"
         t = time.perf_counter()
         pruner.drop(0.3, generator=torch.Generator().manual_seed(1))
@@ -119,7 +135,9 @@ def one_family(family: str, max_params: int, graph_timeout: float) -> dict:
         row["export_max_abs_diff"], row["output_scale"] = diff, scale
         if not diff <= 1e-4 * scale:
             raise ValueError(f"exported outputs differ from the masked model's by {diff:.3g} (scale {scale:.3g})")
-        row["macs_kept_filters"] = sum(p.numel() for p in small.parameters()) / sum(p.numel() for p in model.parameters())
+        row["macs_kept_filters"] = sum(p.numel() for p in small.parameters()) / sum(
+            p.numel() for p in model.parameters()
+        )
     except Exception as exc:  # noqa: BLE001 - the table reports every failure with its stage
         row.update(result="fails", stage=stage, reason=first_line(exc))
     return row
@@ -160,11 +178,13 @@ def write_tables(rows: list[dict], out: Path) -> None:
     for r in sorted(rows, key=lambda r: r["family"]):
         s = r.get("seconds", {})
         fmt = lambda k: f"{s[k]:.2f}" if k in s else ""
-        lines.append(f"| {r['family']} | {r.get('model') or ''} | {(r.get('params') or 0) / 1e6:.1f} | "
-                     f"{'yes' if r.get('convolutional') else 'no'} | {r.get('groups', '')} | {r.get('filters', '')} | "
-                     f"{fmt('build')} | {fmt('drop')} | {fmt('restore')} | {fmt('export')} | {r['result']}"
-                     f"{' (' + r['stage'] + ')' if r.get('stage') else ''} | "
-                     f"{(r.get('reason') or '').replace('|', '/')[:160]} |")
+        lines.append(
+            f"| {r['family']} | {r.get('model') or ''} | {(r.get('params') or 0) / 1e6:.1f} | "
+            f"{'yes' if r.get('convolutional') else 'no'} | {r.get('groups', '')} | {r.get('filters', '')} | "
+            f"{fmt('build')} | {fmt('drop')} | {fmt('restore')} | {fmt('export')} | {r['result']}"
+            f"{' (' + r['stage'] + ')' if r.get('stage') else ''} | "
+            f"{(r.get('reason') or '').replace('|', '/')[:160]} |"
+        )
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:5]))
 
@@ -172,7 +192,12 @@ def write_tables(rows: list[dict], out: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--families", help="comma list (default: every timm module)")
-    ap.add_argument("--max-params", type=float, default=150e6, help="largest model tried (default 150e6: VGG-11 is the smallest VGG)")
+    ap.add_argument(
+        "--max-params",
+        type=float,
+        default=150e6,
+        help="largest model tried (default 150e6: VGG-11 is the smallest VGG)",
+    )
     ap.add_argument("--graph-timeout", type=float, default=60.0)
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds per family before its process is killed")
     ap.add_argument("--redo", action="store_true", help="run every family again")
@@ -188,31 +213,62 @@ def main() -> None:
     families = args.families.split(",") if args.families else timm.list_modules()
     record = json.loads(args.out.read_text()) if args.out.exists() and not args.redo else {}
     rows = {r["family"]: r for r in record.get("rows", [])}
-    record.update(command=" ".join(["python", "benchmarks/timm_coverage.py"] + sys.argv[1:]),
-                  timm=timm.__version__, torch=torch.__version__)
+    record.update(
+        command=" ".join(["python", "benchmarks/timm_coverage.py"] + sys.argv[1:]),
+        timm=timm.__version__,
+        torch=torch.__version__,
+    )
     for i, family in enumerate(families):
         if family in rows:
             continue
         t0 = time.perf_counter()
         try:
-            done = subprocess.run([sys.executable, __file__, "--child", family, "--max-params", str(args.max_params),
-                                   "--graph-timeout", str(args.graph_timeout)], capture_output=True, text=True,
-                                  timeout=args.timeout)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    family,
+                    "--max-params",
+                    str(args.max_params),
+                    "--graph-timeout",
+                    str(args.graph_timeout),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=args.timeout,
+            )
             lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-            row = json.loads(lines[-1]) if lines else {
-                "family": family, "result": "fails", "stage": "process",
-                "reason": f"exit {done.returncode}: {(done.stderr.strip().splitlines() or [''])[-1][:200]}"}
+            row = (
+                json.loads(lines[-1])
+                if lines
+                else {
+                    "family": family,
+                    "result": "fails",
+                    "stage": "process",
+                    "reason": f"exit {done.returncode}: {(done.stderr.strip().splitlines() or [''])[-1][:200]}",
+                }
+            )
         except subprocess.TimeoutExpired:
-            row = {"family": family, "result": "fails", "stage": "process",
-                   "reason": f"no answer within {args.timeout:.0f} s (killed)"}
+            row = {
+                "family": family,
+                "result": "fails",
+                "stage": "process",
+                "reason": f"no answer within {args.timeout:.0f} s (killed)",
+            }
         row["wall_seconds"] = time.perf_counter() - t0
         rows[family] = row
-        print(f"[{i + 1}/{len(families)}] {family}: {row.get('model')} {row['result']}"
-              f"{' (' + row['stage'] + ')' if row.get('stage') else ''} {row.get('reason') or ''} "
-              f"[{row['wall_seconds']:.0f} s]", flush=True)
+        print(
+            f"[{i + 1}/{len(families)}] {family}: {row.get('model')} {row['result']}"
+            f"{' (' + row['stage'] + ')' if row.get('stage') else ''} {row.get('reason') or ''} "
+            f"[{row['wall_seconds']:.0f} s]",
+            flush=True,
+        )
         record["rows"] = list(rows.values())
-        args.out.write_text(json.dumps(record, indent=1, default=lambda v: None if isinstance(v, float) and
-                                       not math.isfinite(v) else v) + "\n")
+        args.out.write_text(
+            json.dumps(record, indent=1, default=lambda v: None if isinstance(v, float) and not math.isfinite(v) else v)
+            + "\n"
+        )
     write_tables(list(rows.values()), args.out)
 
 

@@ -15,6 +15,7 @@ the dense model's channel numbering; ``config`` the base run's), checked by rebu
 ``prunekit.export.apply_pruned`` and comparing outputs with the tp-pruned model, and
 DIR/tp_prune.json (MACs, parameters, keep fractions, channels removed per group, seconds).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch_pruning as tp
-
 from _results import run_script
+
 from prunekit import registry
 from prunekit.cost import count_macs, count_params
 from prunekit.errors import PrunekitError
@@ -90,29 +91,39 @@ def owner_map(groups) -> dict[str, tuple[object, torch.Tensor, torch.Tensor]]:
         for s in g.slices:
             if s.role == "owner" and s.dim == 0 and s.name == f"{s.module}.weight":
                 if s.module in found and found[s.module][0] is not g:
-                    raise PrunekitError(f"module {s.module} is owned by two prunekit groups "
-                                        f"({found[s.module][0].name}, {g.name})")
+                    raise PrunekitError(
+                        f"module {s.module} is owned by two prunekit groups ({found[s.module][0].name}, {g.name})"
+                    )
                 found[s.module] = (g, s.index, s.channel)
     return found
 
 
-def prune_with_tp(model: nn.Module, x: torch.Tensor, keep: float, steps: int, max_sparsity: float,
-                  ignored: list[nn.Module]) -> tuple[dict[str, list[int]], int, int]:
+def prune_with_tp(
+    model: nn.Module, x: torch.Tensor, keep: float, steps: int, max_sparsity: float, ignored: list[nn.Module]
+) -> tuple[dict[str, list[int]], int, int]:
     """Prune ``model`` in place with torch-pruning until its MACs are at most ``keep`` of the dense count.
     Returns, per root module name, its removed channels in the ORIGINAL numbering, the steps taken and
     the groups pruned."""
     names = {m: n for n, m in model.named_modules()}
     target = keep * count_macs(model, x)
     pruner = tp.pruner.BasePruner(
-        model, x, importance=tp.importance.GroupMagnitudeImportance(p=2), global_pruning=True,
-        pruning_ratio=max_sparsity, iterative_steps=steps, ignored_layers=ignored)
+        model,
+        x,
+        importance=tp.importance.GroupMagnitudeImportance(p=2),
+        global_pruning=True,
+        pruning_ratio=max_sparsity,
+        iterative_steps=steps,
+        ignored_layers=ignored,
+    )
     survivors: dict[str, list[int]] = {}  # root name -> original index of each channel it has now
     removed: dict[str, list[int]] = {}
     pruned_groups = 0
     while count_macs(model, x) > target:
         if pruner.current_step >= steps:
-            raise PrunekitError(f"{steps} steps to {max_sparsity:.0%} of the channels leave more than {keep} of the "
-                                f"dense MACs; raise --max-sparsity")
+            raise PrunekitError(
+                f"{steps} steps to {max_sparsity:.0%} of the channels leave more than {keep} of the "
+                f"dense MACs; raise --max-sparsity"
+            )
         for group in pruner.step(interactive=True):
             root = group[0].dep.target.module
             if not pruner.DG.is_out_channel_pruning_fn(group[0].dep.handler):
@@ -141,9 +152,13 @@ def main() -> None:
     ap.add_argument("--keep-macs", type=float, default=0.5, help="fraction of the dense MACs to keep (default 0.5)")
     ap.add_argument("--out", required=True, help="export folder to write (pruned.pt, tp_prune.json)")
     ap.add_argument("--steps", type=int, default=400, help="iterative_steps of the tp pruner (default 400)")
-    ap.add_argument("--max-sparsity", type=float, default=0.9,
-                    help="channel fraction the tp schedule reaches at its last step (default 0.9); each step "
-                         "removes max-sparsity/steps of the channels, and pruning stops once the MACs target is met")
+    ap.add_argument(
+        "--max-sparsity",
+        type=float,
+        default=0.9,
+        help="channel fraction the tp schedule reaches at its last step (default 0.9); each step "
+        "removes max-sparsity/steps of the channels, and pruning stops once the MACs target is met",
+    )
     ap.add_argument("--image", type=int, default=32, help="input size (default 32, CIFAR)")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = ap.parse_args()
@@ -163,28 +178,34 @@ def main() -> None:
     reference = copy.deepcopy(model)
 
     t0 = time.perf_counter()
-    root_removed, steps, cuts = prune_with_tp(model, x, args.keep_macs, args.steps, args.max_sparsity,
-                                                       ignored)
+    root_removed, steps, cuts = prune_with_tp(model, x, args.keep_macs, args.steps, args.max_sparsity, ignored)
     seconds = time.perf_counter() - t0
 
     removed = {g.name: [] for g in groups}
     for root, idxs in root_removed.items():
         if root not in owners:
-            raise PrunekitError(f"torch-pruning cut the outputs of {root}, which no prunekit group owns "
-                                f"(groups: {', '.join(g.name for g in groups)}); this model's groups differ between the tools")
+            raise PrunekitError(
+                f"torch-pruning cut the outputs of {root}, which no prunekit group owns "
+                f"(groups: {', '.join(g.name for g in groups)}); this model's groups differ between the tools"
+            )
         group, index, channel = owners[root]
         where = {int(p): int(c) for p, c in zip(index.tolist(), channel.tolist())}
         removed[group.name] = sorted(set(removed[group.name]) | {where[i] for i in idxs})
     model.eval()
-    record = {"format": FORMAT, "config": cfg, "removed": removed,
-              "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    record = {
+        "format": FORMAT,
+        "config": cfg,
+        "removed": removed,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
 
     # 1. the export must rebuild (as `--init-from` does) to the very model torch-pruning made. Its
     # state_dict fixes every weight, so this checks the shapes, not which channels were named;
     # 2. hence cutting the named channels out of the dense trained model with prunekit must give the
     # same model too (torch-pruning only slices weights): this checks the original numbering.
-    rebuilt = apply_pruned(dense_model(cfg, args.image).eval(), record, x, exclude=exclude,
-                           exclude_first=exclude_first).eval()
+    rebuilt = apply_pruned(
+        dense_model(cfg, args.image).eval(), record, x, exclude=exclude, exclude_first=exclude_first
+    ).eval()
     dropped = [torch.isin(torch.arange(g.size), torch.tensor(removed[g.name], dtype=torch.long)) for g in groups]
     recut = physically_prune(reference, groups, dropped, x).eval()
     batch = torch.randn(8, 3, args.image, args.image, generator=torch.Generator().manual_seed(0))
@@ -193,28 +214,42 @@ def main() -> None:
         diff = (rebuilt(batch) - ours).abs().max().item()
         index_diff = (recut(batch) - ours).abs().max().item()
         dense_diff = (reference(batch) - ours).abs().max().item()
-    print(f"max |rebuilt export - tp-pruned| on 8 random images: {diff:.3g}; "
-          f"max |dense cut at the recorded channels - tp-pruned|: {index_diff:.3g} (tolerance {TOLERANCE:g})")
+    print(
+        f"max |rebuilt export - tp-pruned| on 8 random images: {diff:.3g}; "
+        f"max |dense cut at the recorded channels - tp-pruned|: {index_diff:.3g} (tolerance {TOLERANCE:g})"
+    )
     if not diff <= TOLERANCE:
         raise PrunekitError(f"the export rebuilt by prunekit differs from the tp-pruned model by {diff:.3g}")
     if not index_diff <= TOLERANCE:
-        raise PrunekitError(f"the recorded channels do not name the ones torch-pruning removed (outputs differ by "
-                            f"{index_diff:.3g})")
+        raise PrunekitError(
+            f"the recorded channels do not name the ones torch-pruning removed (outputs differ by {index_diff:.3g})"
+        )
 
-    pruned = {"macs": count_macs(model, x), "params": count_params(model),
-              "channels": dense["channels"] - sum(len(r) for r in removed.values())}
+    pruned = {
+        "macs": count_macs(model, x),
+        "params": count_params(model),
+        "channels": dense["channels"] - sum(len(r) for r in removed.values()),
+    }
     report = {
-        "base": str(args.base), "model": cfg["model"], "torch_pruning": tp.__version__, "torch": torch.__version__,
-        "pruner": "tp.pruner.BasePruner(global_pruning=True, iterative_steps=%d, pruning_ratio=%g)"
-                  % (args.steps, args.max_sparsity),
+        "base": str(args.base),
+        "model": cfg["model"],
+        "torch_pruning": tp.__version__,
+        "torch": torch.__version__,
+        "pruner": f"tp.pruner.BasePruner(global_pruning=True, iterative_steps={args.steps:d}, "
+        f"pruning_ratio={args.max_sparsity:g})",
         "importance": "tp.importance.GroupMagnitudeImportance(p=2)  (group_reduction='mean', normalizer='mean')",
         "ignored": [n for n, m in model.named_modules() if any(m is i for i in ignored)],
-        "keep_macs_target": args.keep_macs, "steps_taken": steps, "group_cuts": cuts,
-        "dense": dense, "pruned": pruned,
+        "keep_macs_target": args.keep_macs,
+        "steps_taken": steps,
+        "group_cuts": cuts,
+        "dense": dense,
+        "pruned": pruned,
         "keep": {k: pruned[k] / dense[k] for k in dense},
         "reduction_macs": dense["macs"] / pruned["macs"],
         "removed_per_group": {g.name: {"removed": len(removed[g.name]), "of": g.size} for g in groups},
-        "seconds": seconds, "max_abs_diff_rebuilt_vs_tp": diff, "max_abs_diff_recut_vs_tp": index_diff,
+        "seconds": seconds,
+        "max_abs_diff_rebuilt_vs_tp": diff,
+        "max_abs_diff_recut_vs_tp": index_diff,
         "max_abs_diff_dense_vs_tp": dense_diff,
     }
     if out.exists() and args.overwrite:
@@ -222,15 +257,19 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.save(record, out / "pruned.pt")
     (out / "tp_prune.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{cfg['model']}: MACs {dense['macs']:,} -> {pruned['macs']:,} (keep {report['keep']['macs']:.4f}, "
-          f"{report['reduction_macs']:.2f}x), params {dense['params']:,} -> {pruned['params']:,} "
-          f"(keep {report['keep']['params']:.4f}), channels {dense['channels']} -> {pruned['channels']}, "
-          f"{steps} tp steps, {seconds:.2f} s")
+    print(
+        f"{cfg['model']}: MACs {dense['macs']:,} -> {pruned['macs']:,} (keep {report['keep']['macs']:.4f}, "
+        f"{report['reduction_macs']:.2f}x), params {dense['params']:,} -> {pruned['params']:,} "
+        f"(keep {report['keep']['params']:.4f}), channels {dense['channels']} -> {pruned['channels']}, "
+        f"{steps} tp steps, {seconds:.2f} s"
+    )
     for g in groups:
         if removed[g.name]:
             print(f"  {g.name:28s} -{len(removed[g.name]):4d} of {g.size}")
-    print(f"wrote {out / 'pruned.pt'} and {out / 'tp_prune.json'}; fine-tune with "
-          f"`prunekit run --method standard --model {cfg['model']} --init-from {out} ...`")
+    print(
+        f"wrote {out / 'pruned.pt'} and {out / 'tp_prune.json'}; fine-tune with "
+        f"`prunekit run --method standard --model {cfg['model']} --init-from {out} ...`"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Each configuration runs in its own process (so peak memory is its own) through
 the same engine `prunekit run` uses. Prints a table and writes JSON to
 benchmarks/results/train_speed.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,7 @@ from pathlib import Path
 from _results import command_line, run_script
 
 RESULTS = Path(__file__).parent / "results"
-CONFIGS = {"fp32": ("fp32", False), "fp32+cl": ("fp32", True), "bf16+cl": ("bf16", True),
-           "plain-fp32": ("fp32", False)}
+CONFIGS = {"fp32": ("fp32", False), "fp32+cl": ("fp32", True), "bf16+cl": ("bf16", True), "plain-fp32": ("fp32", False)}
 
 
 def plain_epoch_seconds(run, batches: int | None) -> float:
@@ -64,8 +64,17 @@ def measure(name: str, epochs: int, batches: int | None, device: str, model: str
     from prunekit.records import RunDir
 
     precision, channels_last = CONFIGS[name]
-    cfg = resolve({"method": "standard", "model": model, "dataset": dataset, "epochs": epochs,
-                   "precision": precision, "channels_last": channels_last, "device": device})
+    cfg = resolve(
+        {
+            "method": "standard",
+            "model": model,
+            "dataset": dataset,
+            "epochs": epochs,
+            "precision": precision,
+            "channels_last": channels_last,
+            "device": device,
+        }
+    )
     run = Run(cfg, RunDir("/nonexistent"))
     full = len(run.train_batches)
     if batches:
@@ -80,13 +89,22 @@ def measure(name: str, epochs: int, batches: int | None, device: str, model: str
         if run.device.type == "cuda":
             torch.cuda.synchronize()
         per_epoch.append(stats.seconds * full / len(run.train_batches))
-    peak = (torch.cuda.max_memory_allocated() if run.device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"config": name, "device": str(run.device), "epoch_seconds": per_epoch,
-            "median_epoch_seconds": statistics.median(per_epoch),
-            "images_per_s": 50000 / statistics.median(per_epoch), "peak_memory_mb": peak / 2**20,
-            "timed_batches_per_epoch": len(run.train_batches), "batches_per_epoch": full,
-            "threads": torch.get_num_threads()}
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if run.device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
+    return {
+        "config": name,
+        "device": str(run.device),
+        "epoch_seconds": per_epoch,
+        "median_epoch_seconds": statistics.median(per_epoch),
+        "images_per_s": 50000 / statistics.median(per_epoch),
+        "peak_memory_mb": peak / 2**20,
+        "timed_batches_per_epoch": len(run.train_batches),
+        "batches_per_epoch": full,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> None:
@@ -105,8 +123,20 @@ def main() -> None:
         return
     rows = []
     for name in args.configs.split(","):
-        cmd = [sys.executable, __file__, "--child", name, "--epochs", str(args.epochs), "--device", args.device,
-               "--model", args.model, "--dataset", args.dataset] + (["--batches", str(args.batches)] if args.batches else [])
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            name,
+            "--epochs",
+            str(args.epochs),
+            "--device",
+            args.device,
+            "--model",
+            args.model,
+            "--dataset",
+            args.dataset,
+        ] + (["--batches", str(args.batches)] if args.batches else [])
         t0 = time.time()
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode:
@@ -114,12 +144,21 @@ def main() -> None:
         row = json.loads(res.stdout.strip().splitlines()[-1])
         row["wall_seconds"] = time.time() - t0
         rows.append(row)
-        print(f"{name:8s} {row['device']:5s} median {row['median_epoch_seconds']:7.1f} s/epoch "
-              f"{row['images_per_s']:7.0f} img/s  peak {row['peak_memory_mb']:7.0f} MB  "
-              f"epochs {[round(s, 1) for s in row['epoch_seconds']]}", flush=True)
-    record = {"command": command_line("train_speed.py"), "machine": platform.processor() or platform.machine(),
-              "cpu_count": os.cpu_count(), "model": args.model, "dataset": args.dataset, "results": rows,
-              "date": time.strftime("%Y-%m-%d %H:%M")}
+        print(
+            f"{name:8s} {row['device']:5s} median {row['median_epoch_seconds']:7.1f} s/epoch "
+            f"{row['images_per_s']:7.0f} img/s  peak {row['peak_memory_mb']:7.0f} MB  "
+            f"epochs {[round(s, 1) for s in row['epoch_seconds']]}",
+            flush=True,
+        )
+    record = {
+        "command": command_line("train_speed.py"),
+        "machine": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "model": args.model,
+        "dataset": args.dataset,
+        "results": rows,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.out}")

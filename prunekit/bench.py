@@ -5,6 +5,7 @@ directory per cell, named ``<method>[_<key>=<value>...]_seed<N>`` (keys sorted).
 same grid again skips finished cells and resumes interrupted ones, so a grid
 that takes many hours can be stopped at any point.
 """
+
 from __future__ import annotations
 
 import csv
@@ -58,8 +59,10 @@ def parse_grid_sets(pairs: list[str], ablate: bool = False) -> list[dict[str, An
     for pair in pairs:
         key, values = split_set(pair, "key=value[,value...]", "ranker=l1,random")
         if key in NOT_AN_AXIS:
-            raise PrunekitError(f"--set {key}=... cannot be a grid axis in bench; use --methods/--seeds for methods "
-                                f"and seeds, and --{key.replace('_', '-')} once for the whole grid")
+            raise PrunekitError(
+                f"--set {key}=... cannot be a grid axis in bench; use --methods/--seeds for methods "
+                f"and seeds, and --{key.replace('_', '-')} once for the whole grid"
+            )
         if key in keys:
             raise PrunekitError(f"--set {key} is given twice; list its values once: --set {key}=A,B")
         keys.add(key)
@@ -88,8 +91,10 @@ def split_values(text: str) -> list[str]:
             start = i + 1
     parts.append(text[start:].strip())
     if depth != 0 or not all(parts):
-        raise PrunekitError(f"cannot read the values {text!r}: give them separated by commas, lists in brackets, "
-                            f"e.g. ranker=l1,random or exclude=[features.0],[features.0,features.2]")
+        raise PrunekitError(
+            f"cannot read the values {text!r}: give them separated by commas, lists in brackets, "
+            f"e.g. ranker=l1,random or exclude=[features.0],[features.0,features.2]"
+        )
     return parts
 
 
@@ -101,27 +106,29 @@ def grid(methods: list[str], option_sets: list[dict], seeds: list[int]) -> list[
 def cell_configs(cells: list[Cell], base: dict, out: Path) -> list:
     """Resolved configs of every cell. A component option applies to the cells whose
     components take it; one that no cell takes is an error (a typo, most likely)."""
-    from .config import component_keys
-
-    from .config import unsafe_name
+    from .config import component_keys, unsafe_name
 
     configs, used = [], set()
     for cell in cells:
         if why := unsafe_name(cell.name):
-            raise PrunekitError(f"cell {cell.name!r} cannot be a folder inside {out} ({why}); a --set value "
-                                f"makes it so: give values without '/', '\\' or '..'-only names")
+            raise PrunekitError(
+                f"cell {cell.name!r} cannot be a folder inside {out} ({why}); a --set value "
+                f"makes it so: give values without '/', '\\' or '..'-only names"
+            )
         values = {**base, **cell.options, "method": cell.method, "seed": cell.seed, "out": str(out), "name": cell.name}
         keys = frozenset(component_keys(values))
         cfg = resolve(values, optional=keys)
         configs.append(cfg)
         for key in keys:
             kind, _, opt = key.rpartition(".")
-            for k in ([kind] if kind else ["ranker", "reinitializer", "schedule"]):
+            for k in [kind] if kind else ["ranker", "reinitializer", "schedule"]:
                 if opt in (getattr(cfg, f"{k}_args") or {}):
                     used.add(key)
     unused = sorted(set().union(*(component_keys({**base, **c.options}) for c in cells)) - used)
     if unused:
-        raise PrunekitError(f"no method in this grid takes option(s) {', '.join(unused)}; see `prunekit list --options`")
+        raise PrunekitError(
+            f"no method in this grid takes option(s) {', '.join(unused)}; see `prunekit list --options`"
+        )
     return configs
 
 
@@ -140,8 +147,12 @@ def check_spec(out: Path, spec: dict) -> dict:
                 f"{out} holds a grid with other base options ({', '.join(diff)}); give another --out "
                 f"or repeat the original options"
             )
-        spec = {**spec, "methods": _union(old["methods"], spec["methods"]), "sets": _union(old["sets"], spec["sets"]),
-                "seeds": _union(old["seeds"], spec["seeds"])}
+        spec = {
+            **spec,
+            "methods": _union(old["methods"], spec["methods"]),
+            "sets": _union(old["sets"], spec["sets"]),
+            "seeds": _union(old["seeds"], spec["seeds"]),
+        }
     return spec
 
 
@@ -162,15 +173,15 @@ def check_cell(out: Path, cell: Cell, cfg) -> None:
     """A cell folder that already exists must hold a run of the same configuration."""
     rd = RunDir(out / cell.name)
     if rd.path.is_symlink() and not rd.path.exists():
-        raise PrunekitError(f"{rd.path} links to {os.readlink(rd.path)}, which does not exist; "
-                            f"fix or remove the link")
+        raise PrunekitError(f"{rd.path} links to {os.readlink(rd.path)}, which does not exist; fix or remove the link")
     if not rd.file("config.json").exists():
         return
     saved, wanted = as_resolved_now(rd.read_config()), cfg.to_dict()
     diff = sorted(k for k in set(saved) | set(wanted) if k not in LOCATION_KEYS and saved.get(k) != wanted.get(k))
     if diff:
-        raise PrunekitError(f"{rd.path} holds a run with other settings ({', '.join(diff)}); "
-                            f"use another --out or remove that folder")
+        raise PrunekitError(
+            f"{rd.path} holds a run with other settings ({', '.join(diff)}); use another --out or remove that folder"
+        )
 
 
 def ready_cell(out: Path, cell: Cell, cfg, cells: list[Cell], share_warmup: bool) -> str:
@@ -246,8 +257,10 @@ def start_key(epochs: int, done: int) -> tuple[int, int]:
 
 def start_order(out: Path, cells: list[Cell], configs: list[RunConfig], leaders: dict[str, str]) -> list[int]:
     """The order one cell at a time runs in: ``leaders_first``, with the cells under way moved ahead."""
-    return sorted(leaders_first(cells, leaders),
-                  key=lambda i: start_key(configs[i].epochs, RunDir(out / cells[i].name).epochs_done()))
+    return sorted(
+        leaders_first(cells, leaders),
+        key=lambda i: start_key(configs[i].epochs, RunDir(out / cells[i].name).epochs_done()),
+    )
 
 
 def cell_state(out: Path, cell: Cell) -> str:
@@ -263,8 +276,19 @@ def cell_state(out: Path, cell: Cell) -> str:
 # best_after_first_event: best test accuracy after the grid's first event (the earliest epoch at which any
 # cell's records show a drop or restore), the same epochs for every row, so that cells sharing a warm-up differ in it;
 # overhead: time per epoch vs a base row, see collect()
-COLUMNS = ["method", "runs", "epochs", "final_test_acc", "best_test_acc", "best_after_first_event",
-           "final_train_acc", "gap", "wall_seconds", "images_per_s", "overhead"]
+COLUMNS = [
+    "method",
+    "runs",
+    "epochs",
+    "final_test_acc",
+    "best_test_acc",
+    "best_after_first_event",
+    "final_train_acc",
+    "gap",
+    "wall_seconds",
+    "images_per_s",
+    "overhead",
+]
 PERCENT = {"final_test_acc", "best_test_acc", "best_after_first_event", "final_train_acc", "gap"}
 MEAN_STD = PERCENT | {"wall_seconds", "images_per_s"}
 
@@ -276,8 +300,11 @@ def collect(out: Path) -> list[dict]:
     if not spec_path.exists():
         raise PrunekitError(f"{out} has no {SPEC}; give a folder made by `prunekit bench`")
     spec = _read_spec(spec_path)
-    grid = [(method, opts, [r for r in (_run_record(out / Cell(method, opts, s).name) for s in spec["seeds"]) if r])
-            for opts in spec["sets"] for method in spec["methods"]]
+    grid = [
+        (method, opts, [r for r in (_run_record(out / Cell(method, opts, s).name) for s in spec["seeds"]) if r])
+        for opts in spec["sets"]
+        for method in spec["methods"]
+    ]
     firsts = [r["first_event"] for *_, records in grid for r in records if r["first_event"] is not None]
     after = min(firsts) if firsts else None
     rows = []
@@ -315,8 +342,12 @@ def _run_record(path: Path) -> dict | None:
     metrics = rd.read_jsonl(METRICS)
     if not metrics:
         return None
-    return {"metrics": metrics, "summary": rd.read_summary(), "forked_at": rd.fork_epoch(),
-            "first_event": rd.first_event()}
+    return {
+        "metrics": metrics,
+        "summary": rd.read_summary(),
+        "forked_at": rd.fork_epoch(),
+        "first_event": rd.first_event(),
+    }
 
 
 def _aggregate(label: str, records: list[dict], epochs: int, runs: str, after: int | None) -> dict:
@@ -325,10 +356,11 @@ def _aggregate(label: str, records: list[dict], epochs: int, runs: str, after: i
     wall_seconds is the whole record's: what one run of all its epochs took."""
     last = [r["metrics"][-1] for r in records]
     seconds = [sum(m["seconds"] for m in r["metrics"]) for r in records]
-    own = [r["metrics"][r["forked_at"]:] for r in records]
+    own = [r["metrics"][r["forked_at"] :] for r in records]
     timed = [t for t in own if t]
     row = {
-        "method": label, "runs": runs,
+        "method": label,
+        "runs": runs,
         "epochs": "/".join(str(e) for e in sorted({m["epoch"] for m in last})) + f" of {epochs}",
         "final_test_acc": mean_std([m["test_acc"] for m in last]),
         "best_test_acc": mean_std([max(x["test_acc"] for x in r["metrics"]) for r in records]),
@@ -407,5 +439,6 @@ def write_compression(out: Path) -> list[Path]:
 
     spec = _read_spec(out / SPEC)
     rows = compression_report.rows_for_grid(
-        out, spec, lambda m, o, s: Cell(m, o, s).name if s is not None else Cell(m, o, 0).label)
+        out, spec, lambda m, o, s: Cell(m, o, s).name if s is not None else Cell(m, o, 0).label
+    )
     return compression_report.write(out, rows) if rows else []

@@ -1,4 +1,5 @@
 """The ``prunekit`` command: run, list, data import, plot, bench."""
+
 from __future__ import annotations
 
 import inspect
@@ -26,12 +27,21 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 RUN_OPTIONS = [
     click.option("--method", help="Method recipe (see `prunekit list`)."),
     click.option("--model", help="Model name, e.g. c3_32, resnet20, timm:resnet18."),
-    click.option("--dataset", help="cifar10, cifar100, synthetic, or folder:PATH (train/ and val/ or test/ of "
-                 "<class>/<image> files, streamed)."),
-    click.option("--image-size", type=click.IntRange(min=8), help="folder: datasets: crop size (default: the timm "
-                 "model's own, else 224)."),
-    click.option("--workers", type=click.IntRange(min=0), help="folder: datasets: decoding processes per rank "
-                 "(default min(8, cores))."),
+    click.option(
+        "--dataset",
+        help="cifar10, cifar100, synthetic, or folder:PATH (train/ and val/ or test/ of "
+        "<class>/<image> files, streamed).",
+    ),
+    click.option(
+        "--image-size",
+        type=click.IntRange(min=8),
+        help="folder: datasets: crop size (default: the timm model's own, else 224).",
+    ),
+    click.option(
+        "--workers",
+        type=click.IntRange(min=0),
+        help="folder: datasets: decoding processes per rank (default min(8, cores)).",
+    ),
     click.option("--epochs", type=int, help="Total epochs (default 100)."),
     click.option("--batch-size", type=int, help="Default 128."),
     click.option("--optimizer", type=click.Choice(CHOICES["optimizer"]), help="Default sgd."),
@@ -40,7 +50,9 @@ RUN_OPTIONS = [
     click.option("--nesterov/--no-nesterov", default=None),
     click.option("--weight-decay", type=float, help="Default 0."),
     click.option("--lr-schedule", type=click.Choice(CHOICES["lr_schedule"]), help="Default constant."),
-    click.option("--augment/--no-augment", default=None, help="Random crop (pad 4) + flip; off by default (the paper's regime)."),
+    click.option(
+        "--augment/--no-augment", default=None, help="Random crop (pad 4) + flip; off by default (the paper's regime)."
+    ),
     click.option("--seed", type=int, help="Default 0; same seed on CPU = same numbers."),
     click.option("--device", type=click.Choice(CHOICES["device"]), help="Default auto (cuda when present)."),
     click.option("--precision", type=click.Choice(CHOICES["precision"]), help="Autocast dtype (default fp32)."),
@@ -48,22 +60,40 @@ RUN_OPTIONS = [
     click.option("--data-dir", help="Dataset cache (default $PRUNEKIT_DATA or ~/.cache/prunekit)."),
     click.option("--out", help="Folder for run directories (default runs)."),
     click.option("--name", help="Run directory name (default method_model_dataset_seedN)."),
-    click.option("--ranker", help="Override the method's ranker (see `prunekit list`). Data rankers (activation, "
-                 "apoz, gradient, taylor, hessian) add a few forward/backward passes per event; oracle adds one loss evaluation "
-                 "per filter: 10–30 s per event on c3_32 on one CPU thread, days on a ResNet-50."),
+    click.option(
+        "--ranker",
+        help="Override the method's ranker (see `prunekit list`). Data rankers (activation, "
+        "apoz, gradient, taylor, hessian) add a few forward/backward passes per event; oracle adds one loss evaluation "
+        "per filter: 10–30 s per event on c3_32 on one CPU thread, days on a ResNet-50.",
+    ),
     click.option("--reinit", "reinitializer", help="Override the method's reinitializer."),
     click.option("--schedule", help="Override the method's schedule, e.g. oneshot, iterative, gradual, repr."),
-    click.option("--target-macs", type=float, help="Permanent schedules: fraction of the dense model's MACs to keep, "
-                 "in (0, 1), counted on the exported shape."),
-    click.option("--target-params", type=float, help="Permanent schedules: fraction of the dense model's parameters "
-                 "to keep, in (0, 1)."),
-    click.option("--init-from", help="Start from these weights: a finished run's folder, an export folder or a "
-                 "state_dict file."),
-    click.option("--pretrained", is_flag=False, flag_value="cache", default=None, metavar="[FILE]",
-                 help="timm models: timm's published weights, from the local cache (alone) or a weights FILE."),
+    click.option(
+        "--target-macs",
+        type=float,
+        help="Permanent schedules: fraction of the dense model's MACs to keep, "
+        "in (0, 1), counted on the exported shape.",
+    ),
+    click.option(
+        "--target-params",
+        type=float,
+        help="Permanent schedules: fraction of the dense model's parameters to keep, in (0, 1).",
+    ),
+    click.option(
+        "--init-from", help="Start from these weights: a finished run's folder, an export folder or a state_dict file."
+    ),
+    click.option(
+        "--pretrained",
+        is_flag=False,
+        flag_value="cache",
+        default=None,
+        metavar="[FILE]",
+        help="timm models: timm's published weights, from the local cache (alone) or a weights FILE.",
+    ),
     click.option("--exclude-first/--no-exclude-first", default=None, help="Never drop the first conv's filters."),
-    click.option("--graph-timeout", type=float, help="Seconds torch-pruning may take to build the filter groups "
-                 "(default 60)."),
+    click.option(
+        "--graph-timeout", type=float, help="Seconds torch-pruning may take to build the filter groups (default 60)."
+    ),
 ]
 
 
@@ -84,8 +114,10 @@ def _targets(given: dict) -> dict:
     for key, fraction in chosen.items():
         flag = "--" + key.replace("_", "-")
         if not 0.0 < fraction < 1.0:
-            raise PrunekitError(f"{flag} must be in (0, 1) (the fraction of the dense model to keep), got {fraction}; "
-                                f"e.g. 0.5 keeps half")
+            raise PrunekitError(
+                f"{flag} must be in (0, 1) (the fraction of the dense model to keep), got {fraction}; "
+                f"e.g. 0.5 keeps half"
+            )
         given.update(target=fraction, metric=key.removeprefix("target_"))
     return given
 
@@ -108,7 +140,9 @@ def cli():
 
 @cli.command(cls=WithComponentOptions)
 @_apply(RUN_OPTIONS)
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON file of options; CLI options win.")
+@click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON file of options; CLI options win."
+)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any config key or component option.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue an interrupted run directory.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
@@ -125,8 +159,10 @@ def run(config_file, sets, resume_dir, overwrite, quiet, **options):
     if resume_dir:
         location = {k: given.pop(k) for k in ("device", "data_dir") if k in given}  # where, not what
         if given or sets or config_file or overwrite:
-            raise PrunekitError("--resume continues a run with its saved config; drop the other options "
-                                "(only --device and --data-dir may change)")
+            raise PrunekitError(
+                "--resume continues a run with its saved config; drop the other options "
+                "(only --device and --data-dir may change)"
+            )
         given = location
         rd = RunDir(resume_dir)
         saved = rd.read_config()
@@ -157,8 +193,22 @@ def _train(cfg, quiet: bool, **kw) -> dict:
 
 def _print_summary(summary: dict) -> None:
     table = Table(title=f"run {summary['name']}", show_header=False)
-    for key in ("method", "model", "dataset", "seed", "epochs", "final_test_acc", "best_test_acc",
-                "final_train_acc", "gap", "wall_seconds", "images_per_s", "events", "device", "precision"):
+    for key in (
+        "method",
+        "model",
+        "dataset",
+        "seed",
+        "epochs",
+        "final_test_acc",
+        "best_test_acc",
+        "final_train_acc",
+        "gap",
+        "wall_seconds",
+        "images_per_s",
+        "events",
+        "device",
+        "precision",
+    ):
         value = summary.get(key)
         if isinstance(value, float):
             value = f"{value:.4f}" if key.endswith("acc") or key == "gap" else f"{value:.1f}"
@@ -166,8 +216,12 @@ def _print_summary(summary: dict) -> None:
     comp = summary.get("compression")
     if comp:
         table.add_row("kept (params, MACs)", f"{comp['keep']['params']:.3f}, {comp['keep']['macs']:.3f}")
-        table.add_row("test acc before / after the drops", f"{comp['test_acc_before']:.4f} / {comp['test_acc_after']:.4f}")
-        table.add_row("speed-up, batch 64", f"{comp['speedup_b64']:.2f}x (`prunekit export` to write the smaller model)")
+        table.add_row(
+            "test acc before / after the drops", f"{comp['test_acc_before']:.4f} / {comp['test_acc_after']:.4f}"
+        )
+        table.add_row(
+            "speed-up, batch 64", f"{comp['speedup_b64']:.2f}x (`prunekit export` to write the smaller model)"
+        )
     out.print(table)
 
 
@@ -176,16 +230,28 @@ def _print_summary(summary: dict) -> None:
 @click.option("--methods", required=True, help="Comma list of methods, e.g. standard,repr,magnitude.")
 @click.option("--seeds", default="0", show_default=True, help="Comma list of seeds.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=V1,V2", help="A grid axis: one column per value.")
-@click.option("--ablate", is_flag=True,
-              help="Vary one --set value at a time from the method's defaults (plus a default column) "
-                   "instead of every combination.")
+@click.option(
+    "--ablate",
+    is_flag=True,
+    help="Vary one --set value at a time from the method's defaults (plus a default column) "
+    "instead of every combination.",
+)
 @click.option("--table-only", is_flag=True, help="Only rebuild the tables and plots from what has run.")
-@click.option("--share-warmup/--no-share-warmup", default=True, show_default=True,
-              help="Start a new cell from the state of a same-seed cell at its schedule's first event, "
-                   "when their training settings agree (the same numbers, fewer epochs); with --jobs, such a "
-                   "cell waits for the sibling that will keep that state rather than compute it again.")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Cells run side by side, each in its own process (logs in OUT/<cell>.log).")
+@click.option(
+    "--share-warmup/--no-share-warmup",
+    default=True,
+    show_default=True,
+    help="Start a new cell from the state of a same-seed cell at its schedule's first event, "
+    "when their training settings agree (the same numbers, fewer epochs); with --jobs, such a "
+    "cell waits for the sibling that will keep that state rather than compute it again.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Cells run side by side, each in its own process (logs in OUT/<cell>.log).",
+)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads per cell (default: cores / jobs).")
 @click.option("--quiet", is_flag=True, help="No progress bars; one line per epoch.")
 def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads, quiet, **options):
@@ -195,12 +261,16 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
     from .plot import plot_runs
 
     if launched_by_torchrun():
-        raise PrunekitError("bench runs each cell in one process and cannot run under torchrun; launch "
-                            "`torchrun --nproc-per-node N -m prunekit run ...` for each run instead")
+        raise PrunekitError(
+            "bench runs each cell in one process and cannot run under torchrun; launch "
+            "`torchrun --nproc-per-node N -m prunekit run ...` for each run instead"
+        )
     given = _targets({k: v for k, v in options.items() if v is not None})
     for key in ("method", "seed", "name"):
         if key in given:
-            raise PrunekitError(f"--{key} is set per cell by bench; use --methods/--seeds (and --out for the grid folder)")
+            raise PrunekitError(
+                f"--{key} is set per cell by bench; use --methods/--seeds (and --out for the grid folder)"
+            )
     if "out" not in given:
         raise PrunekitError("bench needs --out FOLDER for the grid (e.g. --out bench/c3); rerun with it")
     out_dir = Path(given.pop("out"))
@@ -219,12 +289,16 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
     cells = grid_mod.grid(method_list, option_sets, seed_list)
     configs = grid_mod.cell_configs(cells, given, out_dir)  # validates every cell before any run
     if table_only and all(grid_mod.cell_state(out_dir, c) == "new" for c in cells):
-        raise PrunekitError(f"no run of this grid in {out_dir} yet, so no table to build; run without --table-only first")
+        raise PrunekitError(
+            f"no run of this grid in {out_dir} yet, so no table to build; run without --table-only first"
+        )
     if not table_only:  # a grid that cannot run leaves no folder behind
         from .device import resolve_device
 
         resolve_device(configs[0].device)
-    spec = grid_mod.check_spec(out_dir, {"base": given, "methods": method_list, "sets": option_sets, "seeds": seed_list})
+    spec = grid_mod.check_spec(
+        out_dir, {"base": given, "methods": method_list, "sets": option_sets, "seeds": seed_list}
+    )
     for cell, cfg in zip(cells, configs):  # before the grid's record takes in these cells
         grid_mod.check_cell(out_dir, cell, cfg)
     grid_mod.write_spec(out_dir, spec)
@@ -246,7 +320,9 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
     if compression:
         out.print(compression[0].read_text())
         out.print(f"wrote {', '.join(map(str, compression))}")
-    first_seed = [out_dir / c.name for c in cells if c.seed == seed_list[0] and (out_dir / c.name / "metrics.jsonl").exists()]
+    first_seed = [
+        out_dir / c.name for c in cells if c.seed == seed_list[0] and (out_dir / c.name / "metrics.jsonl").exists()
+    ]
     if first_seed:
         for path in plot_runs(first_seed, out_dir):
             out.print(f"wrote {path}")
@@ -259,9 +335,11 @@ def _warn_oversubscription(jobs: int, threads: int | None, cells: int) -> None:
     cores = available_cores()
     side_by_side = max(1, min(jobs, cells))
     if threads and threads * side_by_side > cores:
-        console.print(f"[yellow]warning:[/yellow] {side_by_side} cell(s) x {threads} threads = "
-                      f"{threads * side_by_side} threads on {cores} cores; threads that outnumber the cores slow "
-                      f"every cell far more than the share they lose (leave out --threads for cores / jobs)")
+        console.print(
+            f"[yellow]warning:[/yellow] {side_by_side} cell(s) x {threads} threads = "
+            f"{threads * side_by_side} threads on {cores} cores; threads that outnumber the cores slow "
+            f"every cell far more than the share they lose (leave out --threads for cores / jobs)"
+        )
 
 
 def _location_options(cfg) -> list[str]:
@@ -319,34 +397,55 @@ def _bench_in_workers(out_dir, cells, configs, share_warmup, jobs, threads, quie
             console.log(f"{cell.name}: done")
             continue
         ready = partial(grid_mod.ready_cell, out_dir, cell, cfg, cells, share_warmup)
-        pending.append(workers.Job(cell.name, RunDir(out_dir / cell.name), cfg.epochs, out_dir / f"{cell.name}.log",
-                                   ready, leader=leaders.get(cell.name)))
+        pending.append(
+            workers.Job(
+                cell.name,
+                RunDir(out_dir / cell.name),
+                cfg.epochs,
+                out_dir / f"{cell.name}.log",
+                ready,
+                leader=leaders.get(cell.name),
+            )
+        )
     failed = workers.run_jobs(pending, jobs, threads, _location_options(configs[0]), console, quiet)
     if failed:
         try:
             grid_mod.write_tables(out_dir)  # what did run, before the error
         except PrunekitError:
             pass  # nothing ran at all: the failure below is the news
-        raise PrunekitError(f"{len(failed)} cell(s) failed ({', '.join(failed)}); the last line of each log is above; "
-                            f"fix the cause and rerun the same command to resume")
+        raise PrunekitError(
+            f"{len(failed)} cell(s) failed ({', '.join(failed)}); the last line of each log is above; "
+            f"fix the cause and rerun the same command to resume"
+        )
 
 
 @cli.command("export")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for the export (must not exist).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing export in --out.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
-              help="Where to cut, compare and time the model.")
-@click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Timed forward passes per model and batch size (the median is kept).")
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    default="cpu",
+    show_default=True,
+    help="Where to cut, compare and time the model.",
+)
+@click.option(
+    "--repeats",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Timed forward passes per model and batch size (the median is kept).",
+)
 @click.option("--data-dir", help="Dataset cache (default $PRUNEKIT_DATA or ~/.cache/prunekit).")
 def export(run_dir, out_dir, overwrite, device, repeats, data_dir):
     """Remove a run's held filters physically: OUT gets model.pt2 (torch.export), pruned.pt and export.json."""
     from .export import export_run
 
     with console.status(f"exporting {run_dir} ..."):
-        report = export_run(Path(run_dir), Path(out_dir), overwrite=overwrite, device=device, repeats=repeats,
-                            data_dir=data_dir)
+        report = export_run(
+            Path(run_dir), Path(out_dir), overwrite=overwrite, device=device, repeats=repeats, data_dir=data_dir
+        )
     if report["note"]:
         console.print(f"[yellow]note:[/yellow] {report['note']}")
     table = Table(title=f"export {out_dir}", show_header=True)
@@ -355,11 +454,17 @@ def export(run_dir, out_dir, overwrite, device, repeats, data_dir):
     for key in ("params", "macs"):
         table.add_row(key, f"{report['dense'][key]:,}", f"{report['pruned'][key]:,}", f"{report['keep'][key]:.3f}")
     for batch, row in report["latency"].items():
-        table.add_row(f"ms, {batch.replace('_', ' ')}", f"{row['dense_ms']:.2f}", f"{row['pruned_ms']:.2f}",
-                      f"{row['speedup']:.2f}x faster")
+        table.add_row(
+            f"ms, {batch.replace('_', ' ')}",
+            f"{row['dense_ms']:.2f}",
+            f"{row['pruned_ms']:.2f}",
+            f"{row['speedup']:.2f}x faster",
+        )
     out.print(table)
-    out.print(f"filters removed: {report['filters_removed']}; largest |pruned - masked| output difference on "
-              f"{report['compared_images']} test images: {report['max_abs_diff_vs_masked']:.2e}")
+    out.print(
+        f"filters removed: {report['filters_removed']}; largest |pruned - masked| output difference on "
+        f"{report['compared_images']} test images: {report['max_abs_diff_vs_masked']:.2e}"
+    )
 
 
 @cli.command("list")
@@ -413,18 +518,22 @@ def data():
 @click.option("--overwrite", is_flag=True, help="Replace an existing cached copy.")
 def data_import(path, dataset, data_dir, overwrite):
     """Import an image-folder copy (train/<class>/*, test/<class>/*; folder or .tar.gz)."""
-    from .data import data_dir as resolve_dir, import_image_folder, load_cached
+    from .data import data_dir as resolve_dir
+    from .data import import_image_folder, load_cached
 
     with console.status(f"decoding {path} ..."):
         dest = import_image_folder(path, dataset, resolve_dir(data_dir), overwrite=overwrite)
     d = load_cached(dataset, dest.parent)
-    out.print(f"imported {len(d['train_y'])} train + {len(d['test_y'])} test images, "
-              f"{len(d['classes'])} classes -> {dest}")
+    out.print(
+        f"imported {len(d['train_y'])} train + {len(d['test_y'])} test images, {len(d['classes'])} classes -> {dest}"
+    )
 
 
 @cli.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Where PNGs go (default: the first run directory).")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), help="Where PNGs go (default: the first run directory)."
+)
 def plot(run_dirs, out_dir):
     """Accuracy/loss curves (drop phases shaded) and the filter on/off map, as PNG."""
     from .plot import plot_runs
@@ -443,9 +552,11 @@ def main(argv=None) -> None:
         from .distributed import launched_by_torchrun
 
         if launched_by_torchrun():  # torchrun stops every rank when one fails or is interrupted
-            console.print(f"rank {os.environ.get('RANK')}: stopped (torchrun stops all ranks when one fails or is "
-                          f"interrupted); finished epochs are kept: continue with `torchrun --nproc-per-node "
-                          f"{os.environ.get('WORLD_SIZE')} -m prunekit run --resume <run dir>`")
+            console.print(
+                f"rank {os.environ.get('RANK')}: stopped (torchrun stops all ranks when one fails or is "
+                f"interrupted); finished epochs are kept: continue with `torchrun --nproc-per-node "
+                f"{os.environ.get('WORLD_SIZE')} -m prunekit run --resume <run dir>`"
+            )
         else:
             console.print("interrupted; finished epochs are kept: continue with `prunekit run --resume <run dir>`")
         sys.exit(130)
@@ -453,13 +564,20 @@ def main(argv=None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except (NotADirectoryError, FileExistsError) as exc:  # a file where a folder must go (or be created)
-        console.print(f"[bold red]error:[/bold red] {exc.filename}: a file stands where prunekit needs a folder "
-                      f"({exc.strerror}); choose another path for it (the file is left as it is)",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold red]error:[/bold red] {exc.filename}: a file stands where prunekit needs a folder "
+            f"({exc.strerror}); choose another path for it (the file is left as it is)",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(2)
     except PermissionError as exc:
-        console.print(f"[bold red]error:[/bold red] {exc.filename}: {exc.strerror}; give it read and write "
-                      f"permission, or choose an --out folder you can write to", highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold red]error:[/bold red] {exc.filename}: {exc.strerror}; give it read and write "
+            f"permission, or choose an --out folder you can write to",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(2)
 
 

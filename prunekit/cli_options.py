@@ -3,6 +3,7 @@ schedule's ``__init__`` options become ``--options`` of ``run`` and ``bench``, s
 method's options and a third party's are on the command line as soon as its package is installed.
 A value given goes to the run's component that takes that option (``config.resolve`` routes it).
 """
+
 from __future__ import annotations
 
 import types

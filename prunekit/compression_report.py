@@ -1,6 +1,7 @@
 """The compression table of a grid: accuracy before and after fine-tuning, what export keeps,
 the measured speed-up and the filters removed per layer, per (method, option set) over seeds;
 and one accuracy-against-MACs plot."""
+
 from __future__ import annotations
 
 import statistics
@@ -8,8 +9,18 @@ from pathlib import Path
 
 from .records import RunDir, atomic_write_text, mean_std
 
-COLUMNS = ["method", "runs", "keep_macs", "keep_params", "acc_before_prune", "acc_after_prune", "final_test_acc",
-           "best_test_acc", "speedup_b64", "removed_per_layer"]
+COLUMNS = [
+    "method",
+    "runs",
+    "keep_macs",
+    "keep_params",
+    "acc_before_prune",
+    "acc_after_prune",
+    "final_test_acc",
+    "best_test_acc",
+    "speedup_b64",
+    "removed_per_layer",
+]
 PERCENT = {"acc_before_prune", "acc_after_prune", "final_test_acc", "best_test_acc"}
 MEAN_STD = PERCENT | {"keep_macs", "keep_params", "speedup_b64"}
 
@@ -20,10 +31,17 @@ def compression_record(path: Path) -> dict | None:
     comp = (summary or {}).get("compression")
     if not comp:
         return None
-    return {"keep_macs": comp["keep"]["macs"], "keep_params": comp["keep"]["params"],
-            "acc_before_prune": comp["test_acc_before"], "acc_after_prune": comp["test_acc_after"],
-            "final_test_acc": summary["final_test_acc"], "best_test_acc": summary["best_test_acc"],
-            "speedup_b64": comp["speedup_b64"], "removed": comp["removed"], "sizes": comp["sizes"]}
+    return {
+        "keep_macs": comp["keep"]["macs"],
+        "keep_params": comp["keep"]["params"],
+        "acc_before_prune": comp["test_acc_before"],
+        "acc_after_prune": comp["test_acc_after"],
+        "final_test_acc": summary["final_test_acc"],
+        "best_test_acc": summary["best_test_acc"],
+        "speedup_b64": comp["speedup_b64"],
+        "removed": comp["removed"],
+        "sizes": comp["sizes"],
+    }
 
 
 def aggregate(label: str, records: list[dict], seeds: int) -> dict:
@@ -34,7 +52,9 @@ def aggregate(label: str, records: list[dict], seeds: int) -> dict:
     sizes = records[0]["sizes"]
     row["removed_per_layer"] = ", ".join(
         f"{name} {statistics.mean(r['removed'][name] for r in records):.0f}/{size}"
-        for name, size in sizes.items() if any(r["removed"].get(name) for r in records))
+        for name, size in sizes.items()
+        if any(r["removed"].get(name) for r in records)
+    )
     row["_macs"] = [r["keep_macs"] for r in records]
     row["_acc"] = [r["final_test_acc"] for r in records]
     return row
@@ -75,12 +95,23 @@ def plot(rows: list[dict], path: Path) -> Path:
     series: dict[str, list[tuple[float, float, float]]] = {}
     for r in rows:
         name = r["method"].split("_")[0]
-        series.setdefault(name, []).append((statistics.mean(r["_macs"]), 100 * statistics.mean(r["_acc"]),
-                                            100 * (statistics.stdev(r["_acc"]) if len(r["_acc"]) > 1 else 0.0)))
+        series.setdefault(name, []).append(
+            (
+                statistics.mean(r["_macs"]),
+                100 * statistics.mean(r["_acc"]),
+                100 * (statistics.stdev(r["_acc"]) if len(r["_acc"]) > 1 else 0.0),
+            )
+        )
     for name, points in sorted(series.items()):
         points.sort()
-        ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], marker="o",
-                    capsize=3, label=name)
+        ax.errorbar(
+            [p[0] for p in points],
+            [p[1] for p in points],
+            yerr=[p[2] for p in points],
+            marker="o",
+            capsize=3,
+            label=name,
+        )
     ax.set_xlabel("MACs kept (fraction of the dense model)")
     ax.set_ylabel("test accuracy after fine-tuning (%)")
     ax.grid(alpha=0.3)

@@ -1,5 +1,6 @@
 """Run configuration: defaults, a method's recipe, a config file and CLI overrides,
 resolved into one flat record with every value written out."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -81,14 +82,18 @@ def read_config_file(path: str | Path) -> dict:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise PrunekitError(f"cannot read config file {path} ({exc.strerror}); give a readable .yaml or .json file") from None
+        raise PrunekitError(
+            f"cannot read config file {path} ({exc.strerror}); give a readable .yaml or .json file"
+        ) from None
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
         else:
             data = _yaml_load(text)
     except Exception as exc:  # noqa: BLE001 - any parse error
-        raise PrunekitError(f"cannot parse config file {path} ({first_line(exc)}); it must be a YAML or JSON mapping") from None
+        raise PrunekitError(
+            f"cannot parse config file {path} ({first_line(exc)}); it must be a YAML or JSON mapping"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -145,8 +150,23 @@ def component_class(kind: str, name: str):
 
 
 # fields that hold names or paths (None where the field may be unset)
-NAME_FIELDS = ("model", "dataset", "method", "ranker", "reinitializer", "schedule", "optimizer", "device",
-               "precision", "lr_schedule", "data_dir", "out", "name", "init_from", "pretrained")
+NAME_FIELDS = (
+    "model",
+    "dataset",
+    "method",
+    "ranker",
+    "reinitializer",
+    "schedule",
+    "optimizer",
+    "device",
+    "precision",
+    "lr_schedule",
+    "data_dir",
+    "out",
+    "name",
+    "init_from",
+    "pretrained",
+)
 
 
 def resolve(values: dict, overrides: dict | None = None, optional: frozenset = frozenset()) -> RunConfig:
@@ -177,7 +197,9 @@ def resolve(values: dict, overrides: dict | None = None, optional: frozenset = f
                 continue
             kind, _, opt = key.rpartition(".")
             if kind and kind not in COMPONENTS:
-                raise PrunekitError(f"unknown config key {key!r}; dotted keys start with one of {', '.join(COMPONENTS)}")
+                raise PrunekitError(
+                    f"unknown config key {key!r}; dotted keys start with one of {', '.join(COMPONENTS)}"
+                )
             takers = [kind] if kind else [k for k in takes if opt in takes[k]]
             applies = (kind in takes and opt in takes[kind]) if kind else bool(takers)
             if key in optional and not applies:
@@ -235,8 +257,10 @@ def unsafe_name(name: str) -> str | None:
 
 def _validate(cfg: RunConfig) -> None:
     if cfg.name is not None and (why := unsafe_name(cfg.name)):
-        raise PrunekitError(f"--name {cfg.name!r} cannot be a run folder ({why}); give a plain folder name, "
-                            f"created inside --out {cfg.out}")
+        raise PrunekitError(
+            f"--name {cfg.name!r} cannot be a run folder ({why}); give a plain folder name, "
+            f"created inside --out {cfg.out}"
+        )
     for key, valid in CHOICES.items():
         if getattr(cfg, key) not in valid:
             raise PrunekitError(f"{key} must be one of {', '.join(valid)}, got {getattr(cfg, key)!r}")
@@ -244,12 +268,16 @@ def _validate(cfg: RunConfig) -> None:
         value = getattr(cfg, key)
         least = 0 if key == "seed" else 1
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise PrunekitError(f"{key} must be a {'non-negative' if least == 0 else 'positive'} integer, got {value!r}")
+            raise PrunekitError(
+                f"{key} must be a {'non-negative' if least == 0 else 'positive'} integer, got {value!r}"
+            )
     for key, least in (("lr", None), ("lr_gamma", None), ("momentum", 0), ("weight_decay", 0)):
         value = getattr(cfg, key)
         bad = isinstance(value, bool) or not isinstance(value, (int, float))
         if bad or (value <= 0 if least is None else value < least):
-            raise PrunekitError(f"{key} must be a {'positive number' if least is None else 'number ≥ 0'}, got {value!r}")
+            raise PrunekitError(
+                f"{key} must be a {'positive number' if least is None else 'number ≥ 0'}, got {value!r}"
+            )
     for key in ("nesterov", "augment", "channels_last", "exclude_first"):
         if not isinstance(getattr(cfg, key), bool):
             raise PrunekitError(f"{key} must be true or false, got {getattr(cfg, key)!r}")
@@ -269,12 +297,16 @@ def _validate(cfg: RunConfig) -> None:
     registry.get("models", cfg.model)
     registry.get("datasets", cfg.dataset)
     if cfg.init_from and not Path(cfg.init_from).exists():
-        raise PrunekitError(f"--init-from {cfg.init_from}: no such file or folder; give a finished run's folder, an "
-                            f"export folder or a state_dict file")
+        raise PrunekitError(
+            f"--init-from {cfg.init_from}: no such file or folder; give a finished run's folder, an "
+            f"export folder or a state_dict file"
+        )
     schedule = component_class("schedule", cfg.schedule).build(f"schedule {cfg.schedule!r}", **cfg.schedule_args)
     schedule.validate(cfg.epochs)
     events = {type(ev).__name__ for _, ev in schedule.timeline(cfg.epochs)}
     for event, kind, flag in (("Drop", "ranker", "--ranker"), ("Restore", "reinitializer", "--reinit")):
         if event in events and getattr(cfg, kind) is None:
-            raise PrunekitError(f"schedule {cfg.schedule!r} has {event.lower()} events but method {cfg.method!r} "
-                                f"has no {kind}; add {flag} NAME")
+            raise PrunekitError(
+                f"schedule {cfg.schedule!r} has {event.lower()} events but method {cfg.method!r} "
+                f"has no {kind}; add {flag} NAME"
+            )

@@ -8,6 +8,7 @@ count for any drop set is the dense count less what those tensors lose. ``count`
 agrees exactly with counting the physically pruned model (tested), and
 ``Budget`` updates it one channel at a time for greedy selection.
 """
+
 from __future__ import annotations
 
 import math
@@ -75,8 +76,11 @@ class CostModel:
                     key = (sl.name, sl.dim)
                     per_channel[c][key] = per_channel[c].get(key, 0) + 1
             self.removes.append(per_channel)
-        self.dense = {"params": count_params(model), "macs": count_macs(model, example),
-                      "filters": sum(g.size for g in groups)}
+        self.dense = {
+            "params": count_params(model),
+            "macs": count_macs(model, example),
+            "filters": sum(g.size for g in groups),
+        }
 
     def count(self, dropped: list[torch.Tensor]) -> dict[str, int]:
         """Params, MACs and prunable filters left when the channels marked in ``dropped`` are removed."""
@@ -125,10 +129,12 @@ def _output_positions(model: nn.Module, example: torch.Tensor) -> dict[str, int]
     hooks = []
     for name, mod in model.named_modules():
         if isinstance(mod, _WEIGHTED):
+
             def hook(m, inputs, output, name=name):
                 out = output[0] if isinstance(output, (tuple, list)) else output
                 channels = m.out_channels if isinstance(m, nn.modules.conv._ConvNd) else m.out_features
                 found[name] = found.get(name, 0) + out.numel() // (channels * max(len(example), 1))
+
             hooks.append(mod.register_forward_hook(hook))
     was_training = model.training
     model.eval()

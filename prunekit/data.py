@@ -6,15 +6,16 @@ labels, class names) in the data directory: ``--data-dir``, else
 torchvision's downloader when online, or from ``prunekit data import`` of an
 image-folder copy (``train/<class>/*``, ``test/<class>/*``, folder or .tar.gz).
 """
+
 from __future__ import annotations
 
 import io
 import os
 import tarfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -43,13 +44,33 @@ class ImageData:
     source: str = ""
     streamed = False
 
-    def batches(self, split: str, batch_size: int, *, device: torch.device, shuffle: bool = False,
-                augment: bool = False, generator: torch.Generator | None = None, channels_last: bool = False,
-                shard: tuple[int, int] = (0, 1)) -> "Batches":
+    def batches(
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        device: torch.device,
+        shuffle: bool = False,
+        augment: bool = False,
+        generator: torch.Generator | None = None,
+        channels_last: bool = False,
+        shard: tuple[int, int] = (0, 1),
+    ) -> Batches:
         """Batches of the ``"train"`` or ``"test"`` split (``FolderData`` has the same method)."""
         x, y = (self.train_x, self.train_y) if split == "train" else (self.test_x, self.test_y)
-        return Batches(x, y, batch_size, self.mean, self.std, device=device, shuffle=shuffle, augment=augment,
-                       generator=generator, channels_last=channels_last, shard=shard)
+        return Batches(
+            x,
+            y,
+            batch_size,
+            self.mean,
+            self.std,
+            device=device,
+            shuffle=shuffle,
+            augment=augment,
+            generator=generator,
+            channels_last=channels_last,
+            shard=shard,
+        )
 
     @property
     def train_size(self) -> int:
@@ -74,8 +95,10 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     else:
         path, source = Path.home() / ".cache" / "prunekit", "the default data folder"
     if path.exists() and not path.is_dir():
-        raise PrunekitError(f"{source} names {path}, which is a file, not a folder; give a folder (it is created "
-                            f"if missing; the file is left as it is)")
+        raise PrunekitError(
+            f"{source} names {path}, which is a file, not a folder; give a folder (it is created "
+            f"if missing; the file is left as it is)"
+        )
     return path
 
 
@@ -91,7 +114,9 @@ def load_cached(name: str, root: Path) -> dict | None:
     try:
         d = torch.load(path, weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        raise PrunekitError(f"cannot read the cached dataset {path} ({first_line(exc)}); delete it and import or download again") from None
+        raise PrunekitError(
+            f"cannot read the cached dataset {path} ({first_line(exc)}); delete it and import or download again"
+        ) from None
     if not isinstance(d, dict) or not _KEYS <= set(d):
         raise PrunekitError(f"{path} is not a prunekit dataset cache; delete it and import or download again")
     return d
@@ -145,8 +170,14 @@ def cifar100(root: Path) -> ImageData:
     return _cifar("cifar100", root, CIFAR100_MEAN, CIFAR100_STD)
 
 
-def synthetic(root: Path | None = None, n_train: int = 512, n_test: int = 256, num_classes: int = 10,
-              size: int = 32, seed: int = 0) -> ImageData:
+def synthetic(
+    root: Path | None = None,
+    n_train: int = 512,
+    n_test: int = 256,
+    num_classes: int = 10,
+    size: int = 32,
+    seed: int = 0,
+) -> ImageData:
     """Learnable random data: each class is a fixed template plus noise (for tests)."""
     g = torch.Generator().manual_seed(seed)
     templates = torch.rand(num_classes, 3, size, size, generator=g)
@@ -158,8 +189,17 @@ def synthetic(root: Path | None = None, n_train: int = 512, n_test: int = 256, n
 
     tx, ty = make(n_train)
     vx, vy = make(n_test)
-    return ImageData("synthetic", tx, ty, vx, vy, [f"class{i}" for i in range(num_classes)],
-                     (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), source=f"synthetic seed={seed}")
+    return ImageData(
+        "synthetic",
+        tx,
+        ty,
+        vx,
+        vy,
+        [f"class{i}" for i in range(num_classes)],
+        (0.5, 0.5, 0.5),
+        (0.25, 0.25, 0.25),
+        source=f"synthetic seed={seed}",
+    )
 
 
 # --------------------------------------------------------------------------- import
@@ -199,8 +239,10 @@ def import_image_folder(src: str | os.PathLike, dataset: str, root: Path, overwr
                 try:
                     xs.append(_decode_rgb(read()))
                 except OSError as exc:  # PIL's "cannot identify image file" is an OSError
-                    raise PrunekitError(f"{src}: {split}/{cname}/{name} is not a readable image ({first_line(exc)}); "
-                                        f"remove or replace it, then import again") from None
+                    raise PrunekitError(
+                        f"{src}: {split}/{cname}/{name} is not a readable image ({first_line(exc)}); "
+                        f"remove or replace it, then import again"
+                    ) from None
                 ys.append(label)
         shapes = {tuple(x.shape) for x in xs}
         if len(shapes) != 1:
@@ -230,14 +272,18 @@ def _walk(src: Path):
     try:
         tar = tarfile.open(src)
     except (tarfile.TarError, OSError) as exc:
-        raise PrunekitError(f"cannot open {src} as a folder or tar archive ({first_line(exc)}); give the folder or its .tar(.gz)") from None
+        raise PrunekitError(
+            f"cannot open {src} as a folder or tar archive ({first_line(exc)}); give the folder or its .tar(.gz)"
+        ) from None
     try:
         with tar:
             members = [m for m in tar.getmembers() if m.isfile()]
             blobs = {m.name: tar.extractfile(m).read() for m in members}
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise PrunekitError(f"cannot read {src}: the archive is damaged or cut short ({first_line(exc) or type(exc).__name__}); "
-                            f"copy or download it again") from None
+        raise PrunekitError(
+            f"cannot read {src}: the archive is damaged or cut short ({first_line(exc) or type(exc).__name__}); "
+            f"copy or download it again"
+        ) from None
     for name, blob in sorted(blobs.items()):
         yield name, (lambda b=blob: b)
 
@@ -254,10 +300,22 @@ class Batches:
     batch smaller than the number of ranks is left out on all of them.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, mean, std, *,
-                 device: torch.device, shuffle: bool = False, augment: bool = False, pad: int = 4,
-                 generator: torch.Generator | None = None, channels_last: bool = False,
-                 shard: tuple[int, int] = (0, 1)):
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        mean,
+        std,
+        *,
+        device: torch.device,
+        shuffle: bool = False,
+        augment: bool = False,
+        pad: int = 4,
+        generator: torch.Generator | None = None,
+        channels_last: bool = False,
+        shard: tuple[int, int] = (0, 1),
+    ):
         self.x = x.to(device)
         self.shard = shard
         self.y = y.to(device)
@@ -313,5 +371,9 @@ class Batches:
         rows = (shift[0][:, None] + torch.arange(h, device=self.device))[:, None, :, None]
         cols = torch.arange(w, device=self.device).expand(b, w)
         cols = torch.where(flip[:, None], cols.flip(1), cols) + shift[1][:, None]
-        return padded[torch.arange(b, device=self.device)[:, None, None, None],
-                      torch.arange(c, device=self.device)[None, :, None, None], rows, cols[:, None, None, :]]
+        return padded[
+            torch.arange(b, device=self.device)[:, None, None, None],
+            torch.arange(c, device=self.device)[None, :, None, None],
+            rows,
+            cols[:, None, None, :],
+        ]

@@ -1,4 +1,5 @@
 """The device a run trains on, and the CUDA settings that keep its numbers faithful."""
+
 from __future__ import annotations
 
 import torch
@@ -30,6 +31,8 @@ def configure_cuda() -> None:
 
 def cuda_settings() -> dict:
     """The settings ``configure_cuda`` makes, as recorded with each session."""
-    return {"cudnn_conv_fp32": torch.backends.cudnn.conv.fp32_precision,
-            "matmul_fp32": torch.backends.cuda.matmul.fp32_precision,
-            "cudnn_deterministic": torch.backends.cudnn.deterministic}
+    return {
+        "cudnn_conv_fp32": torch.backends.cudnn.conv.fp32_precision,
+        "matmul_fp32": torch.backends.cuda.matmul.fp32_precision,
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+    }

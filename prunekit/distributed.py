@@ -15,6 +15,7 @@ How the ranks stay one run:
   before the broadcast is reported;
 * only rank 0 writes records and checkpoints.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -85,14 +86,18 @@ def setup(device: str) -> World:
     local = int(os.environ.get("LOCAL_RANK", rank))
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if device.startswith("cuda:"):
-        raise PrunekitError(f"--device {device} names one GPU, but under torchrun each rank takes cuda:LOCAL_RANK; "
-                            f"give --device cuda (or auto)")
+        raise PrunekitError(
+            f"--device {device} names one GPU, but under torchrun each rank takes cuda:LOCAL_RANK; "
+            f"give --device cuda (or auto)"
+        )
     if use_cuda:
         gpus = torch.cuda.device_count()
         per_node = int(os.environ.get("LOCAL_WORLD_SIZE", size))
         if per_node > gpus:
-            raise PrunekitError(f"torchrun started {per_node} ranks on this machine but it has {gpus} GPU(s); "
-                                f"give --nproc-per-node {gpus} or fewer (or --device cpu)")
+            raise PrunekitError(
+                f"torchrun started {per_node} ranks on this machine but it has {gpus} GPU(s); "
+                f"give --nproc-per-node {gpus} or fewer (or --device cpu)"
+            )
         torch.cuda.set_device(local)
     backend = "nccl" if use_cuda else "gloo"
     dist.init_process_group(backend=backend)
@@ -102,8 +107,10 @@ def setup(device: str) -> World:
 
 def check_batch(batch_size: int, world: World) -> None:
     if batch_size % world.size:
-        raise PrunekitError(f"--batch-size {batch_size} (the global batch) does not divide among {world.size} ranks; "
-                            f"give a multiple of {world.size}, e.g. {batch_size - batch_size % world.size or world.size}")
+        raise PrunekitError(
+            f"--batch-size {batch_size} (the global batch) does not divide among {world.size} ranks; "
+            f"give a multiple of {world.size}, e.g. {batch_size - batch_size % world.size or world.size}"
+        )
 
 
 def state_digest(tensors) -> str:
@@ -144,8 +151,11 @@ def broadcast_from_main(world: World, model: torch.nn.Module, masks, optimizer: 
     device = next(model.parameters()).device
     if world.same_everywhere(state_digest(run_tensors(model, masks, optimizer)), device):
         return True
-    payload = [_to_cpu({"model": model.state_dict(), "masks": masks.state_dict(),
-                        "optimizer": optimizer.state_dict()}) if world.main else None]
+    payload = [
+        _to_cpu({"model": model.state_dict(), "masks": masks.state_dict(), "optimizer": optimizer.state_dict()})
+        if world.main
+        else None
+    ]
     dist.broadcast_object_list(payload, src=0, device=device if device.type == "cuda" else None)
     if not world.main:
         model.load_state_dict(payload[0]["model"])

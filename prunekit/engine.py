@@ -4,13 +4,14 @@ It knows the interfaces, never a method by name. Each epoch: apply the
 schedule's events (drop = rank + select + mask; restore = reinit + release),
 train with masks held after every optimizer step, evaluate, record, checkpoint.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.nn as nn
@@ -20,18 +21,18 @@ from . import distributed, registry
 from .config import RunConfig
 from .data import ImageData, data_dir
 from .device import configure_cuda, resolve_device
+from .environment import changes, describe
 from .errors import PrunekitError, first_line
 from .groups import GroupSet
 from .interfaces import Drop, Ranker, Reinitializer, Restore, Schedule
 from .pruner import Pruner
-from .environment import changes, describe
 from .records import EVENTS, FORK, METRICS, SESSIONS, RunDir
 
 
 class Callbacks:
     """Progress hooks; the CLI draws rich progress bars from these."""
 
-    def run_start(self, run: "Run") -> None: ...
+    def run_start(self, run: Run) -> None: ...
     def epoch_start(self, epoch: int, batches: int) -> None: ...
     def batch_end(self, loss: torch.Tensor, acc: torch.Tensor) -> None: ...
     def event(self, record: dict) -> None: ...
@@ -61,8 +62,9 @@ def build_model(cfg: RunConfig, data: ImageData) -> nn.Module:
 
 def make_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                               nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+        )
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
@@ -93,8 +95,9 @@ class EpochStats:
 class Run:
     """One training run, from a resolved config to a finished run directory."""
 
-    def __init__(self, cfg: RunConfig, run_dir: RunDir, callbacks: Callbacks | None = None,
-                 data: ImageData | None = None):
+    def __init__(
+        self, cfg: RunConfig, run_dir: RunDir, callbacks: Callbacks | None = None, data: ImageData | None = None
+    ):
         self.cfg = cfg
         self.dir = run_dir
         self.cb = callbacks or Callbacks()
@@ -112,10 +115,18 @@ class Run:
             # change the training stream: runs that differ only in components share their warm-up
             self.schedule: Schedule = build_component("schedule", cfg.schedule, cfg.schedule_args)
             self.ranker: Ranker | None = build_component("ranker", cfg.ranker, cfg.ranker_args)
-            self.reinitializer: Reinitializer | None = build_component("reinitializer", cfg.reinitializer,
-                                                                       cfg.reinitializer_args)
-        self.pruner = Pruner(self.model, example, self.ranker, self.reinitializer, exclude=cfg.exclude,
-                             exclude_first=cfg.exclude_first, graph_timeout=cfg.graph_timeout)
+            self.reinitializer: Reinitializer | None = build_component(
+                "reinitializer", cfg.reinitializer, cfg.reinitializer_args
+            )
+        self.pruner = Pruner(
+            self.model,
+            example,
+            self.ranker,
+            self.reinitializer,
+            exclude=cfg.exclude,
+            exclude_first=cfg.exclude_first,
+            graph_timeout=cfg.graph_timeout,
+        )
         self.groups: GroupSet = self.pruner.groups
         self.masks = self.pruner.masks
         self.permanent = self.schedule.permanent(cfg.epochs)
@@ -128,16 +139,25 @@ class Run:
         self.net = self.model  # what training calls: the model, or DDP around it under torchrun
         if self.world.distributed:
             self.net = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
         self.optimizer = make_optimizer(cfg, self.model)
         self.lr_schedule = make_lr_schedule(cfg, self.optimizer)
         self.data_gen = torch.Generator().manual_seed(cfg.seed)
         shard = (self.world.rank, self.world.size)
-        self.train_batches = self.data.batches("train", cfg.batch_size, device=self.device, shuffle=True,
-                                               augment=cfg.augment, generator=self.data_gen,
-                                               channels_last=cfg.channels_last, shard=shard)
-        self.test_batches = self.data.batches("test", cfg.eval_batch_size, device=self.device,
-                                              channels_last=cfg.channels_last, shard=shard)
+        self.train_batches = self.data.batches(
+            "train",
+            cfg.batch_size,
+            device=self.device,
+            shuffle=True,
+            augment=cfg.augment,
+            generator=self.data_gen,
+            channels_last=cfg.channels_last,
+            shard=shard,
+        )
+        self.test_batches = self.data.batches(
+            "test", cfg.eval_batch_size, device=self.device, channels_last=cfg.channels_last, shard=shard
+        )
         self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
         self.epoch = 0
@@ -173,10 +193,16 @@ class Run:
             if self.device.type == "cuda" and isinstance(state.get("cuda_rng"), torch.Tensor):
                 torch.cuda.set_rng_state(state["cuda_rng"], self.device)  # this run's GPU only: the machine
                 # that resumes it may see fewer GPUs
-            self.epoch, self.best_acc, self.elapsed = int(state["epoch"]), float(state["best_acc"]), float(state["elapsed"])
+            self.epoch, self.best_acc, self.elapsed = (
+                int(state["epoch"]),
+                float(state["best_acc"]),
+                float(state["elapsed"]),
+            )
         except (KeyError, RuntimeError, ValueError) as exc:
-            raise PrunekitError(f"checkpoint in {self.dir.path} does not match this run's config ({first_line(exc)}); "
-                                f"start a new run with --overwrite or another --name") from None
+            raise PrunekitError(
+                f"checkpoint in {self.dir.path} does not match this run's config ({first_line(exc)}); "
+                f"start a new run with --overwrite or another --name"
+            ) from None
         self.masks.hold(self.optimizer)
 
     def save_state(self) -> None:
@@ -200,8 +226,14 @@ class Run:
 
     def rank_batches(self, epoch: int):
         def batches(n: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-            src = self.data.batches("train", self.cfg.batch_size, device=self.device, shuffle=True,
-                                    generator=self.event_generator(epoch, 7), channels_last=self.cfg.channels_last)
+            src = self.data.batches(
+                "train",
+                self.cfg.batch_size,
+                device=self.device,
+                shuffle=True,
+                generator=self.event_generator(epoch, 7),
+                channels_last=self.cfg.channels_last,
+            )
             for i, batch in enumerate(src):
                 if i >= n:
                     break
@@ -211,18 +243,30 @@ class Run:
 
     def drop(self, epoch: int, event: Drop) -> dict:
         if self.ranker is None:
-            raise PrunekitError(f"schedule {self.cfg.schedule!r} drops filters but method {self.cfg.method!r} has no ranker")
+            raise PrunekitError(
+                f"schedule {self.cfg.schedule!r} drops filters but method {self.cfg.method!r} has no ranker"
+            )
         before = self.evaluate()[1] if self.permanent else None
-        record = {"epoch": epoch, **self.pruner.drop(event.ratio, keep=event.keep, metric=event.metric,
-                                                     optimizer=self.optimizer, batches=self.rank_batches(epoch),
-                                                     generator=self.event_generator(epoch, 1))}
+        record = {
+            "epoch": epoch,
+            **self.pruner.drop(
+                event.ratio,
+                keep=event.keep,
+                metric=event.metric,
+                optimizer=self.optimizer,
+                batches=self.rank_batches(epoch),
+                generator=self.event_generator(epoch, 1),
+            ),
+        }
         if self.permanent:  # what the drop cost before any fine-tuning
             record.update(test_acc_before=before, test_acc_after=self.evaluate()[1])
         return record
 
     def restore(self, epoch: int) -> dict:
         if self.reinitializer is None:
-            raise PrunekitError(f"schedule {self.cfg.schedule!r} restores filters but method {self.cfg.method!r} has no reinitializer")
+            raise PrunekitError(
+                f"schedule {self.cfg.schedule!r} restores filters but method {self.cfg.method!r} has no reinitializer"
+            )
         return {"epoch": epoch, **self.pruner.restore(self.optimizer, self.event_generator(epoch, 2))}
 
     def apply_events(self, epoch: int) -> None:
@@ -234,15 +278,19 @@ class Run:
             else:
                 raise PrunekitError(f"schedule {self.cfg.schedule!r} emitted an unknown event {ev!r}")
             if not distributed.broadcast_from_main(self.world, self.model, self.masks, self.optimizer):
-                self.cb.warning(f"epoch {epoch + 1}: the ranks' {record['event']} did not agree bitwise (a kernel "
-                                f"that is not reproducible); every rank now holds rank 0's result")
+                self.cb.warning(
+                    f"epoch {epoch + 1}: the ranks' {record['event']} did not agree bitwise (a kernel "
+                    f"that is not reproducible); every rank now holds rank 0's result"
+                )
             if self.world.main:
                 self.dir.append(EVENTS, record)
             self.cb.event(record)
 
     # ------------------------------------------------------------------ loops
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
+        return torch.autocast(
+            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+        )
 
     def train_epoch(self) -> EpochStats:
         self.model.train()
@@ -296,8 +344,10 @@ class Run:
         earlier = self.dir.read_jsonl(SESSIONS) if self.epoch > 0 else []
         if earlier and (diffs := changes(earlier[-1], now)):
             trained = f"epochs {earlier[-1]['from_epoch'] + 1}-{self.epoch}"
-            self.cb.warning(f"{trained} were trained under another setup ({'; '.join(diffs)}); "
-                            f"the run's numbers mix both (each session is in {SESSIONS})")
+            self.cb.warning(
+                f"{trained} were trained under another setup ({'; '.join(diffs)}); "
+                f"the run's numbers mix both (each session is in {SESSIONS})"
+            )
         self.dir.append(SESSIONS, now)
 
     def run(self) -> dict:
@@ -316,9 +366,15 @@ class Run:
             self.best_acc = max(self.best_acc, test_acc)
             self.elapsed += time.perf_counter() - t0
             record = {
-                "epoch": epoch + 1, "lr": lr, "train_loss": stats.loss, "train_acc": stats.acc,
-                "test_loss": test_loss, "test_acc": test_acc, "seconds": time.perf_counter() - t0,
-                "train_seconds": stats.seconds, "images_per_s": stats.images / stats.seconds,
+                "epoch": epoch + 1,
+                "lr": lr,
+                "train_loss": stats.loss,
+                "train_acc": stats.acc,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+                "seconds": time.perf_counter() - t0,
+                "train_seconds": stats.seconds,
+                "images_per_s": stats.images / stats.seconds,
                 "dropped": self.masks.fractions(),
                 **{k: v for k, v in self.pruner.counts().items() if k != "filters"},  # the exported shape's; the
                 # filter count depends on which groups a run spares, so warm-up records shared across runs leave it out
@@ -337,22 +393,31 @@ class Run:
 
     def summary(self) -> dict:
         rows = self.dir.read_jsonl(METRICS)
-        own = rows[self.dir.fork_epoch():]  # the epochs this run trained, not those taken from a warm-up
+        own = rows[self.dir.fork_epoch() :]  # the epochs this run trained, not those taken from a warm-up
         last = rows[-1] if rows else {}
         params = sum(p.numel() for p in self.model.parameters())
         nonzero = sum(int((p != 0).sum()) for p in self.model.parameters())
         return {
-            "name": self.dir.path.name, "method": self.cfg.method, "model": self.cfg.model,
-            "dataset": self.cfg.dataset, "data_source": self.data.source, "seed": self.cfg.seed,
+            "name": self.dir.path.name,
+            "method": self.cfg.method,
+            "model": self.cfg.model,
+            "dataset": self.cfg.dataset,
+            "data_source": self.data.source,
+            "seed": self.cfg.seed,
             "epochs": self.cfg.epochs,
-            "final_test_acc": last.get("test_acc"), "best_test_acc": self.best_acc,
+            "final_test_acc": last.get("test_acc"),
+            "best_test_acc": self.best_acc,
             "final_train_acc": last.get("train_acc"),
             "gap": (last["train_acc"] - last["test_acc"]) if last else None,
             "wall_seconds": self.elapsed,
             "images_per_s": (sum(r["images_per_s"] for r in own) / len(own)) if own else None,
-            "params": params, "nonzero_params": nonzero, "device": str(self.device),
-            "precision": self.cfg.precision, "events": len(self.dir.read_jsonl(EVENTS)),
-            "macs": self.pruner.cost.dense["macs"], "export": self.pruner.counts(),
+            "params": params,
+            "nonzero_params": nonzero,
+            "device": str(self.device),
+            "precision": self.cfg.precision,
+            "events": len(self.dir.read_jsonl(EVENTS)),
+            "macs": self.pruner.cost.dense["macs"],
+            "export": self.pruner.counts(),
             **({"compression": self.compression()} if self.permanent else {}),
         }
 
@@ -369,17 +434,26 @@ class Run:
         timed = speed(self.model, small, example, 10)
         times = {"dense": timed["dense_ms"], "pruned": timed["pruned_ms"]}
         return {
-            "dense": dense, "pruned": now, "keep": {k: now[k] / dense[k] for k in now if dense[k]},
+            "dense": dense,
+            "pruned": now,
+            "keep": {k: now[k] / dense[k] for k in now if dense[k]},
             "removed": {g.name: int(d.sum()) for g, d in zip(self.groups, self.masks.dropped)},
             "sizes": {g.name: g.size for g in self.groups},
             "test_acc_before": drops[0].get("test_acc_before") if drops else None,
             "test_acc_after": drops[-1].get("test_acc_after") if drops else None,
-            "latency_ms_b64": times, "speedup_b64": times["dense"] / times["pruned"],
+            "latency_ms_b64": times,
+            "speedup_b64": times["dense"] / times["pruned"],
         }
 
 
-def start_run(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
-              callbacks: Callbacks | None = None, data: ImageData | None = None) -> dict:
+def start_run(
+    cfg: RunConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: Callbacks | None = None,
+    data: ImageData | None = None,
+) -> dict:
     """Create (or resume) the run directory for ``cfg`` and train to the end. Under torchrun every rank
     calls this; rank 0 alone writes, and returns the summary (the others return ``{}``)."""
     import contextlib
@@ -396,7 +470,8 @@ def start_run(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
                 raise PrunekitError(
                     f"{run_dir.path} was trained by {cfg.world_size} rank(s) and is resumed by {world.size}; the data "
                     f"order and the numbers depend on it: resume with `torchrun --nproc-per-node {cfg.world_size}` "
-                    f"(or without torchrun for 1)")
+                    f"(or without torchrun for 1)"
+                )
             with lock():
                 ckpt = run_dir.load_checkpoint()
                 run = Run(cfg, run_dir, callbacks, data)
@@ -423,9 +498,11 @@ def start_run(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
     except dist_errors() as exc:
         if not world.distributed:
             raise
-        raise PrunekitError(f"rank {world.rank} lost contact with the other ranks ({first_line(exc, 100)}): one of "
-                            f"them stopped; finished epochs are kept in {run_dir.path}: continue with `torchrun "
-                            f"--nproc-per-node {world.size} -m prunekit run --resume {run_dir.path}`") from None
+        raise PrunekitError(
+            f"rank {world.rank} lost contact with the other ranks ({first_line(exc, 100)}): one of "
+            f"them stopped; finished epochs are kept in {run_dir.path}: continue with `torchrun "
+            f"--nproc-per-node {world.size} -m prunekit run --resume {run_dir.path}`"
+        ) from None
 
 
 def dist_errors() -> tuple[type[BaseException], ...]:
@@ -446,4 +523,3 @@ def _name_own_groups_in_warmup_records(run: Run, run_dir: RunDir) -> None:
     rows = run_dir.read_jsonl(METRICS)
     if any(r["epoch"] <= until and r.get("dropped") != own for r in rows):
         run_dir.write_jsonl(METRICS, [{**r, "dropped": own} if r["epoch"] <= until else r for r in rows])
-

@@ -1,5 +1,6 @@
 """What a run trained on: one record per start or resume, so a run stopped on one machine (or one checkout)
 and resumed on another says so, and a figure can be traced to the code and hardware that made it."""
+
 from __future__ import annotations
 
 import platform
@@ -17,8 +18,9 @@ _CODE = Path(__file__).resolve().parent
 
 def _git(*args: str) -> str | None:
     try:  # --no-optional-locks: never take the index lock from under a user's own git command
-        done = subprocess.run(["git", "--no-optional-locks", *args], cwd=_CODE, capture_output=True, text=True,
-                              timeout=5)
+        done = subprocess.run(
+            ["git", "--no-optional-locks", *args], cwd=_CODE, capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -33,13 +35,22 @@ def code_version() -> dict:
     commit = _git("rev-parse", "HEAD")
     plugins = Path(top) / "plugins"
     status = _git("status", "--porcelain", "--", str(_CODE), *([str(plugins)] if plugins.is_dir() else []))
-    return {"prunekit": __version__, "commit": commit,
-            "code_modified": None if commit is None or status is None else bool(status)}
+    return {
+        "prunekit": __version__,
+        "commit": commit,
+        "code_modified": None if commit is None or status is None else bool(status),
+    }
 
 
 def _cpuinfo_field(info: str, key: str) -> str | None:
-    return next((line.split(":", 1)[1].strip() for line in info.splitlines()
-                 if line.split(":", 1)[0].strip() == key and ":" in line), None)
+    return next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in info.splitlines()
+            if line.split(":", 1)[0].strip() == key and ":" in line
+        ),
+        None,
+    )
 
 
 def _cpu() -> tuple[str, bool | None]:
@@ -63,9 +74,17 @@ def parse_cpuinfo(info: str) -> tuple[str, bool | None]:
 def describe(device: torch.device) -> dict:
     """This process's code, libraries and hardware, with the time (UTC)."""
     cpu, bf16 = _cpu()
-    record = {**code_version(), "torch": torch.__version__, "python": platform.python_version(),
-              "platform": platform.platform(), "device": str(device), "threads": torch.get_num_threads(),
-              "cpu": cpu, "cpu_bf16": bf16, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    record = {
+        **code_version(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "cpu": cpu,
+        "cpu_bf16": bf16,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     if device.type == "cuda":
         record["gpu"] = torch.cuda.get_device_name(device)
         record.update(cuda_settings())

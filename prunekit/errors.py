@@ -11,8 +11,7 @@ class PrunekitError(Exception):
 def unknown_name(kind: str, name: str, valid) -> PrunekitError:
     valid = sorted(valid)
     return PrunekitError(
-        f"unknown {kind} {name!r}; valid: {', '.join(valid) or '(none registered)'} "
-        f"(see `prunekit list`)"
+        f"unknown {kind} {name!r}; valid: {', '.join(valid) or '(none registered)'} (see `prunekit list`)"
     )
 
 

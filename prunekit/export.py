@@ -6,6 +6,7 @@ channels, consumers' inputs, the flatten→Linear block, residual partners). ``p
 what prunekit needs to rebuild that shape and reload the weights (``load_pruned``), with
 ``weights_only`` loading; ``model.pt2`` is a ``torch.export`` program that plain torch runs.
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,8 +24,9 @@ from .groups import GroupSet
 FORMAT = "prunekit-pruned-1"
 
 
-def physically_prune(model: nn.Module, groups: GroupSet, dropped: list[torch.Tensor],
-                     example_inputs: torch.Tensor) -> nn.Module:
+def physically_prune(
+    model: nn.Module, groups: GroupSet, dropped: list[torch.Tensor], example_inputs: torch.Tensor
+) -> nn.Module:
     """A copy of ``model`` without the channels marked in ``dropped`` (bool per group)."""
     pruned = copy.deepcopy(model)
     if not any(bool(d.any()) for d in dropped):
@@ -35,7 +37,9 @@ def physically_prune(model: nn.Module, groups: GroupSet, dropped: list[torch.Ten
     try:
         graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example_inputs[:1].to(device))
     except Exception as exc:  # noqa: BLE001 - tracing runs the model
-        raise PrunekitError(f"torch-pruning cannot trace {type(model).__name__} for export ({first_line(exc)})") from None
+        raise PrunekitError(
+            f"torch-pruning cannot trace {type(model).__name__} for export ({first_line(exc)})"
+        ) from None
     for group, d in zip(groups, dropped):
         if not d.any():
             continue
@@ -80,8 +84,9 @@ def read_pruned(path: Path) -> dict:
     return record
 
 
-def apply_pruned(model: nn.Module, record: dict, example_inputs: torch.Tensor, exclude=(),
-                 exclude_first: bool = False) -> nn.Module:
+def apply_pruned(
+    model: nn.Module, record: dict, example_inputs: torch.Tensor, exclude=(), exclude_first: bool = False
+) -> nn.Module:
     """Cut ``model`` (built dense, as the export's run built it) to the export's shape and load its weights."""
     from .groups import build_groups
 
@@ -89,8 +94,10 @@ def apply_pruned(model: nn.Module, record: dict, example_inputs: torch.Tensor, e
     removed = record["removed"]
     unknown = sorted(set(removed) - {g.name for g in groups})
     if unknown:
-        raise PrunekitError(f"the export removed channels of {', '.join(unknown)}, which this model has no group for; "
-                            f"build the model the export came from (its config.json)")
+        raise PrunekitError(
+            f"the export removed channels of {', '.join(unknown)}, which this model has no group for; "
+            f"build the model the export came from (its config.json)"
+        )
     dropped = []
     for g in groups:
         d = torch.zeros(g.size, dtype=torch.bool)
@@ -105,8 +112,9 @@ def apply_pruned(model: nn.Module, record: dict, example_inputs: torch.Tensor, e
 
 
 @torch.no_grad()
-def paired_latency_ms(first: nn.Module, second: nn.Module, example: torch.Tensor, repeats: int,
-                      warmup: int = 1) -> tuple[float, float]:
+def paired_latency_ms(
+    first: nn.Module, second: nn.Module, example: torch.Tensor, repeats: int, warmup: int = 1
+) -> tuple[float, float]:
     """Median milliseconds of one forward pass of ``example`` through each model, the two run
     alternately (after ``warmup`` untimed passes each) so that both see the same machine load."""
     first.eval()
@@ -159,15 +167,31 @@ def load_run(run_dir: Path, *, device: str = "cpu", data_dir: str | None = None)
     if ckpt is None:
         raise PrunekitError(f"{run_dir} has no checkpoint.pt to export; finish (or resume) the run first")
     saved = rd.read_config()
-    cfg = resolve({**saved, "out": str(rd.path.parent), "name": rd.path.name, "device": device,
-                   **({"data_dir": data_dir} if data_dir else {})})
+    cfg = resolve(
+        {
+            **saved,
+            "out": str(rd.path.parent),
+            "name": rd.path.name,
+            "device": device,
+            **({"data_dir": data_dir} if data_dir else {}),
+        }
+    )
     run = Run(cfg, rd)
     run.load_state_dict(ckpt)
     return run
 
 
-def export_run(run_dir: Path, out: Path, *, overwrite: bool = False, device: str = "cpu", compare_batches: int = 2,
-               repeats: int = 10, data_dir: str | None = None, log=print) -> dict:
+def export_run(
+    run_dir: Path,
+    out: Path,
+    *,
+    overwrite: bool = False,
+    device: str = "cpu",
+    compare_batches: int = 2,
+    repeats: int = 10,
+    data_dir: str | None = None,
+    log=print,
+) -> dict:
     """Cut a run's held filters out of its last checkpoint and write ``out``: ``model.pt2``,
     ``pruned.pt`` and ``export.json`` (params, MACs, latency, and the largest output difference
     from the masked model on real test batches). Written to a temporary folder, then moved in place;
@@ -202,25 +226,39 @@ def export_run(run_dir: Path, out: Path, *, overwrite: bool = False, device: str
             compared += len(xb)
     from .cost import count_macs, count_params
 
-    sizes = {"dense": {"params": count_params(masked), "macs": count_macs(masked, one)},
-             "pruned": {"params": count_params(small), "macs": count_macs(small, one)}}
-    latency = {f"batch_{batch}": speed(masked, small, torch.randn((batch,) + run.data.shape, device=run.device), repeats)
-               for batch in (1, 64)}
+    sizes = {
+        "dense": {"params": count_params(masked), "macs": count_macs(masked, one)},
+        "pruned": {"params": count_params(small), "macs": count_macs(small, one)},
+    }
+    latency = {
+        f"batch_{batch}": speed(masked, small, torch.randn((batch,) + run.data.shape, device=run.device), repeats)
+        for batch in (1, 64)
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         program = export_program(small, torch.zeros((2,) + run.data.shape, device=run.device), tmp / "model.pt2")
         torch.save(pruned_record(small, run.groups, run.masks.dropped, saved), tmp / "pruned.pt")
         report = {
-            "run": str(rd.path), "model": cfg.model, "dataset": cfg.dataset, "epoch": run.epoch,
-            "input_shape": list(run.data.shape), "filters_removed": held,
+            "run": str(rd.path),
+            "model": cfg.model,
+            "dataset": cfg.dataset,
+            "epoch": run.epoch,
+            "input_shape": list(run.data.shape),
+            "filters_removed": held,
             "note": None if held else "the run holds no dropped filters: this export is the dense model",
             "removed_per_group": {g.name: int(d.sum()) for g, d in zip(run.groups, run.masks.dropped)},
             "group_sizes": {g.name: g.size for g in run.groups},
-            **sizes, "keep": {k: sizes["pruned"][k] / sizes["dense"][k] for k in ("params", "macs")},
-            "max_abs_diff_vs_masked": worst, "compared_images": compared,
-            "latency": latency, "latency_repeats": repeats, "device": str(run.device),
-            "threads": torch.get_num_threads(), "cut_seconds": cut_seconds, "program": program,
+            **sizes,
+            "keep": {k: sizes["pruned"][k] / sizes["dense"][k] for k in ("params", "macs")},
+            "max_abs_diff_vs_masked": worst,
+            "compared_images": compared,
+            "latency": latency,
+            "latency_repeats": repeats,
+            "device": str(run.device),
+            "threads": torch.get_num_threads(),
+            "cut_seconds": cut_seconds,
+            "program": program,
             "torch": torch.__version__,
         }
         atomic_write_text(json.dumps(report, indent=2) + "\n", tmp / "export.json")

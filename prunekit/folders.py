@@ -9,12 +9,13 @@ pinned on CUDA. Each epoch's order comes from the run's generator and each globa
 among the ranks as ``Batches`` does, so a run under torchrun shards the data and a resumed run
 continues the same order.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader
@@ -34,15 +35,18 @@ def open_rgb(path: str):
         with Image.open(path) as img:
             return img.convert("RGB")
     except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError and truncated files are OSErrors
-        raise PrunekitError(f"{path} is not a readable image ({first_line(exc)}); remove or replace it, then run "
-                            f"again (finished epochs are kept: --resume)") from None
+        raise PrunekitError(
+            f"{path} is not a readable image ({first_line(exc)}); remove or replace it, then run "
+            f"again (finished epochs are kept: --resume)"
+        ) from None
 
 
 class ShardedBatchSampler:
     """This rank's indices of each global batch of a shuffled (or plain) order, one list per batch."""
 
-    def __init__(self, n: int, batch_size: int, *, shuffle: bool, generator: torch.Generator,
-                 shard: tuple[int, int] = (0, 1)):
+    def __init__(
+        self, n: int, batch_size: int, *, shuffle: bool, generator: torch.Generator, shard: tuple[int, int] = (0, 1)
+    ):
         self.n, self.batch_size, self.shuffle, self.generator, self.shard = n, batch_size, shuffle, generator, shard
 
     def __len__(self) -> int:
@@ -52,7 +56,7 @@ class ShardedBatchSampler:
         order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
         rank, ranks = self.shard
         for start in range(0, self.n, self.batch_size):
-            idx = order[start:start + self.batch_size]
+            idx = order[start : start + self.batch_size]
             if len(idx) < ranks:
                 break
             yield idx.tensor_split(ranks)[rank].tolist()
@@ -61,8 +65,18 @@ class ShardedBatchSampler:
 class FolderBatches:
     """Decoded, transformed batches of one split, moved to ``device``."""
 
-    def __init__(self, dataset, batch_size: int, *, device: torch.device, workers: int, shuffle: bool,
-                 generator: torch.Generator, channels_last: bool, shard: tuple[int, int]):
+    def __init__(
+        self,
+        dataset,
+        batch_size: int,
+        *,
+        device: torch.device,
+        workers: int,
+        shuffle: bool,
+        generator: torch.Generator,
+        channels_last: bool,
+        shard: tuple[int, int],
+    ):
         self.sampler = ShardedBatchSampler(len(dataset), batch_size, shuffle=shuffle, generator=generator, shard=shard)
         self.dataset, self.device, self.workers, self.channels_last = dataset, device, workers, channels_last
         self.generator = generator
@@ -72,9 +86,14 @@ class FolderBatches:
 
     def __iter__(self):
         seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))  # the workers' augmentation stream
-        loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=self.workers,
-                            pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(seed),
-                            persistent_workers=False)
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=self.sampler,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(seed),
+            persistent_workers=False,
+        )
         try:
             for xb, yb in loader:
                 xb = xb.to(self.device, non_blocking=True)
@@ -88,7 +107,7 @@ class FolderBatches:
             last = lines[-1] if lines else type(exc).__name__
             prefix = "prunekit.errors.PrunekitError: "
             if last.startswith(prefix):
-                raise PrunekitError(last[len(prefix):]) from None
+                raise PrunekitError(last[len(prefix) :]) from None
             raise
 
 
@@ -107,36 +126,50 @@ class FolderData:
         splits = self._splits()
         self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
         try:
-            self.train = datasets.ImageFolder(str(splits["train"]), transform=self._transform(train=True), loader=open_rgb)
-            self.test = datasets.ImageFolder(str(splits["test"]), transform=self._transform(train=False), loader=open_rgb)
+            self.train = datasets.ImageFolder(
+                str(splits["train"]), transform=self._transform(train=True), loader=open_rgb
+            )
+            self.test = datasets.ImageFolder(
+                str(splits["test"]), transform=self._transform(train=False), loader=open_rgb
+            )
         except FileNotFoundError as exc:  # a split with no class folders or no images
             raise PrunekitError(f"{self.root}: {first_line(exc)}; each split needs <class>/<image> files") from None
         if self.train.classes != self.test.classes:
             missing = sorted(set(self.train.classes) ^ set(self.test.classes))
-            raise PrunekitError(f"{self.root}: train and {splits['test'].name} have different classes (in one only: "
-                                f"{', '.join(missing[:5])}{'...' if len(missing) > 5 else ''}); give both splits the "
-                                f"same class folders")
+            raise PrunekitError(
+                f"{self.root}: train and {splits['test'].name} have different classes (in one only: "
+                f"{', '.join(missing[:5])}{'...' if len(missing) > 5 else ''}); give both splits the "
+                f"same class folders"
+            )
         self.classes = self.train.classes
         self.source = f"image folder {self.root} (streamed)"
 
     def _splits(self) -> dict[str, Path]:
         if not self.root.is_dir():
-            raise PrunekitError(f"folder:{self.root}: no such folder; give a folder with train/<class>/* and "
-                                f"val/<class>/* (or test/<class>/*)")
+            raise PrunekitError(
+                f"folder:{self.root}: no such folder; give a folder with train/<class>/* and "
+                f"val/<class>/* (or test/<class>/*)"
+            )
         test = next((self.root / s for s in ("val", "test") if (self.root / s).is_dir()), None)
         if not (self.root / "train").is_dir() or test is None:
-            raise PrunekitError(f"folder:{self.root} must hold train/<class>/* and val/<class>/* (or test/<class>/*); "
-                                f"found {', '.join(sorted(p.name for p in self.root.iterdir())) or 'nothing'}")
+            raise PrunekitError(
+                f"folder:{self.root} must hold train/<class>/* and val/<class>/* (or test/<class>/*); "
+                f"found {', '.join(sorted(p.name for p in self.root.iterdir())) or 'nothing'}"
+            )
         return {"train": self.root / "train", "test": test}
 
     def _transform(self, train: bool):
         from torchvision.transforms import v2
 
         size = self.image_size
-        steps = ([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()] if train else
-                 [v2.Resize(int(round(size / EVAL_CROP)), antialias=True), v2.CenterCrop(size)])
-        return v2.Compose([v2.PILToTensor(), *steps, v2.ToDtype(torch.float32, scale=True),
-                           v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+        steps = (
+            [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()]
+            if train
+            else [v2.Resize(int(round(size / EVAL_CROP)), antialias=True), v2.CenterCrop(size)]
+        )
+        return v2.Compose(
+            [v2.PILToTensor(), *steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+        )
 
     @property
     def num_classes(self) -> int:
@@ -167,13 +200,30 @@ class FolderData:
                 if problem:
                     raise PrunekitError(problem)
 
-    def batches(self, split: str, batch_size: int, *, device: torch.device, shuffle: bool = False,
-                augment: bool = False, generator: torch.Generator | None = None, channels_last: bool = False,
-                shard: tuple[int, int] = (0, 1)) -> FolderBatches:
+    def batches(
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        device: torch.device,
+        shuffle: bool = False,
+        augment: bool = False,
+        generator: torch.Generator | None = None,
+        channels_last: bool = False,
+        shard: tuple[int, int] = (0, 1),
+    ) -> FolderBatches:
         """``augment`` is implied for the training split (random-resized-crop + flip), as timm trains."""
         dataset = self.train if split == "train" else self.test
-        return FolderBatches(dataset, batch_size, device=device, workers=self.workers, shuffle=shuffle,
-                             generator=generator or torch.Generator(), channels_last=channels_last, shard=shard)
+        return FolderBatches(
+            dataset,
+            batch_size,
+            device=device,
+            workers=self.workers,
+            shuffle=shuffle,
+            generator=generator or torch.Generator(),
+            channels_last=channels_last,
+            shard=shard,
+        )
 
 
 class FolderProvider:

@@ -5,14 +5,16 @@ of a model (conv outputs, their BatchNorm channels, consumers' input channels,
 Linear blocks after a flatten, residual adds) and converts each group once into
 plain :class:`Slice` records. Nothing downstream touches torch-pruning objects.
 """
+
 from __future__ import annotations
 
 import fnmatch
 import signal
 import threading
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -107,8 +109,9 @@ def build_groups(
         with _time_bound(timeout):
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
             progress.stage = "grouping coupled channels"
-            tp_groups = list(graph.get_all_groups(ignored_layers=ignore,
-                                                  root_module_types=(nn.Conv2d, nn.Conv1d, nn.Conv3d)))
+            tp_groups = list(
+                graph.get_all_groups(ignored_layers=ignore, root_module_types=(nn.Conv2d, nn.Conv1d, nn.Conv3d))
+            )
     except _TimeUp:
         raise PrunekitError(
             f"building the filter groups of {type(model).__name__} took more than {timeout:g} s (torch-pruning, "
@@ -143,9 +146,7 @@ def build_groups(
             continue
         size = len(tp_group[0].idxs)
         depth = min(order.get(_module(model, s.module), 1 << 30) for s in slices if s.role == "owner")
-        groups.append(
-            FilterGroup(root_name, size, slices, filters=_ranked_filters(slices, model), depth=depth)
-        )
+        groups.append(FilterGroup(root_name, size, slices, filters=_ranked_filters(slices, model), depth=depth))
     unmatched = [pat for pat in exclude if not any(fnmatch.fnmatch(m, pat) for m in owners)]
     position = {n: i for i, n in enumerate(names.values())}
     owners.sort(key=lambda n: position.get(n, len(position)))
@@ -167,12 +168,15 @@ def _graph_failure(model: nn.Module, example_inputs: torch.Tensor, exc: Exceptio
         with torch.no_grad():
             model(example_inputs)
     except Exception as own:  # noqa: BLE001 - the model itself cannot run this input
-        return PrunekitError(f"{type(model).__name__} cannot run on an input of shape {shape} ({first_line(own)}); "
-                             f"use a model that accepts this input size or a dataset with larger images")
+        return PrunekitError(
+            f"{type(model).__name__} cannot run on an input of shape {shape} ({first_line(own)}); "
+            f"use a model that accepts this input size or a dataset with larger images"
+        )
     return PrunekitError(
         f"torch-pruning cannot build the dependency graph of {type(model).__name__} ({progress.describe()}: "
         f"{first_line(exc)}); the model itself runs on {shape}, so this is a torch-pruning limitation, not the input: "
-        f"use another model, or report it to torch-pruning with the model's name")
+        f"use another model, or report it to torch-pruning with the model's name"
+    )
 
 
 class _TimeUp(BaseException):
@@ -211,6 +215,7 @@ class _Progress:
     def _entered(self, name: str):
         def hook(module, args):
             self.last = name
+
         return hook
 
     def describe(self) -> str:

@@ -7,12 +7,14 @@
 A :class:`Method` names one of each plus default options. The engine knows these
 interfaces and no method by name; plugins implement them.
 """
+
 from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
@@ -182,7 +184,9 @@ class Configurable:
         except (TypeError, ValueError) as exc:  # a value of the wrong type
             from .errors import first_line
 
-            raise PrunekitError(f"{what}: bad option value ({first_line(exc)}); see `prunekit list --options`") from None
+            raise PrunekitError(
+                f"{what}: bad option value ({first_line(exc)}); see `prunekit list --options`"
+            ) from None
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={getattr(self, k, v)!r}" for k, v in self.options().items())
@@ -202,8 +206,10 @@ class Ranker(Configurable, ABC):
     that need data draw training batches from ``ctx.batches``.
     """
 
-    option_help = {"scope": "Rank across all layers (global) or within each (layer).",
-                   "max_layer_fraction": "Cap on the fraction of its filters any one layer may lose."}
+    option_help = {
+        "scope": "Rank across all layers (global) or within each (layer).",
+        "max_layer_fraction": "Cap on the fraction of its filters any one layer may lose.",
+    }
 
     def __init__(self, scope: Scope = "global", max_layer_fraction: float = 0.75):
         if scope not in ("global", "layer"):
@@ -221,8 +227,15 @@ class Ranker(Configurable, ABC):
         """Bool masks (per group) of the filters to drop now."""
         return self.select_scored(ctx, ratio)[0]
 
-    def select_scored(self, ctx: RankContext, ratio: float | None = None, *, keep: float | None = None,
-                      metric: str = "filters", cost=None) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+    def select_scored(
+        self,
+        ctx: RankContext,
+        ratio: float | None = None,
+        *,
+        keep: float | None = None,
+        metric: str = "filters",
+        cost=None,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         """The drop masks and the scores they came from (the engine records both): ``ratio`` of the
         filters, or as many as leave ``keep`` of the dense ``metric`` (counted by ``cost``, a
         :class:`prunekit.cost.CostModel`). A ranker that overrides ``select`` is honoured for ratios,
@@ -231,16 +244,20 @@ class Ranker(Configurable, ABC):
 
         if type(self).select is not Ranker.select:
             if keep is not None:
-                raise PrunekitError(f"ranker {type(self).__name__} picks its own filters (it overrides select), so it "
-                                    f"cannot aim at a {metric} target; use a ratio, or implement scores() instead")
+                raise PrunekitError(
+                    f"ranker {type(self).__name__} picks its own filters (it overrides select), so it "
+                    f"cannot aim at a {metric} target; use a ratio, or implement scores() instead"
+                )
             return self.select(ctx, ratio), None
         scores = self.scores(ctx)
         if keep is None:
-            picks = select_lowest(scores, ctx.dropped, ratio, scope=self.scope,
-                                  max_layer_fraction=self.max_layer_fraction)
+            picks = select_lowest(
+                scores, ctx.dropped, ratio, scope=self.scope, max_layer_fraction=self.max_layer_fraction
+            )
         else:
-            picks = select_to_target(scores, ctx.dropped, cost, keep, metric, scope=self.scope,
-                                     max_layer_fraction=self.max_layer_fraction)
+            picks = select_to_target(
+                scores, ctx.dropped, cost, keep, metric, scope=self.scope, max_layer_fraction=self.max_layer_fraction
+            )
         return picks, scores
 
 

@@ -7,6 +7,7 @@ optimizer state of the same positions (momentum, Adam moments), so neither
 momentum, weight decay nor Adam's update can revive a held filter. The cost is
 one in-place multiply per masked tensor and per state tensor.
 """
+
 from __future__ import annotations
 
 import torch
@@ -47,8 +48,10 @@ class FilterMasks:
                 t = _tensor(self.model, sl.name)
                 pos = sl.positions(new).to(t.device)
                 self.before_drop[g][sl.name] = torch.cat(  # kept on the CPU: checkpoints load there
-                    [self.before_drop[g].get(sl.name, torch.empty((0,) + shape_without(t, sl.dim), dtype=t.dtype)),
-                     t.index_select(sl.dim, pos).movedim(sl.dim, 0).cpu()]
+                    [
+                        self.before_drop[g].get(sl.name, torch.empty((0,) + shape_without(t, sl.dim), dtype=t.dtype)),
+                        t.index_select(sl.dim, pos).movedim(sl.dim, 0).cpu(),
+                    ]
                 )
                 self.before_drop[g][f"{sl.name}#pos"] = torch.cat(
                     [self.before_drop[g].get(f"{sl.name}#pos", torch.empty(0, dtype=torch.long)), pos.cpu()]
@@ -94,8 +97,11 @@ class FilterMasks:
 
     # ------------------------------------------------------------------ records
     def state_dict(self) -> dict:
-        return {"groups": [g.name for g in self.groups], "dropped": [d.clone() for d in self.dropped],
-                "before_drop": [dict(b) for b in self.before_drop]}
+        return {
+            "groups": [g.name for g in self.groups],
+            "dropped": [d.clone() for d in self.dropped],
+            "before_drop": [dict(b) for b in self.before_drop],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore by group name, so that a run which may drop fewer or more groups (``exclude``) can start
@@ -112,7 +118,9 @@ class FilterMasks:
         own = {g.name for g in self.groups}
         held_elsewhere = [n for n, (d, _) in saved.items() if d.any() and n not in own]
         if held_elsewhere:
-            raise ValueError(f"mask state holds dropped filters in groups this run does not have: {', '.join(held_elsewhere)}")
+            raise ValueError(
+                f"mask state holds dropped filters in groups this run does not have: {', '.join(held_elsewhere)}"
+            )
         dropped, before = [], []
         for g in self.groups:
             d, b = saved.get(g.name, (torch.zeros(g.size, dtype=torch.bool), {}))
@@ -131,8 +139,9 @@ def shape_without(t: torch.Tensor, dim: int) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def clear_optimizer_state(optimizer: torch.optim.Optimizer, model: nn.Module, slices: list[Slice],
-                          channels: torch.Tensor) -> None:
+def clear_optimizer_state(
+    optimizer: torch.optim.Optimizer, model: nn.Module, slices: list[Slice], channels: torch.Tensor
+) -> None:
     """Zero the optimizer state (momentum, Adam moments) at the positions of ``channels``."""
     by_name = dict(model.named_parameters())
     for sl in slices:

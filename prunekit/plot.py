@@ -4,6 +4,7 @@
 out the sub-network phases (drop -> restore) of the first run that drops.
 ``filters_<run>.png`` shows, for one run, which filters each drop event removed.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,12 @@ from pathlib import Path
 from .errors import PrunekitError
 from .records import EVENTS, METRICS, RunDir
 
-CURVES = [("train_acc", "train accuracy"), ("test_acc", "test accuracy"),
-          ("train_loss", "train loss"), ("test_loss", "test loss")]
+CURVES = [
+    ("train_acc", "train accuracy"),
+    ("test_acc", "test accuracy"),
+    ("train_loss", "train loss"),
+    ("test_loss", "test loss"),
+]
 
 
 def natural_key(name: str) -> list:
@@ -72,7 +77,9 @@ def filter_map(drops: list[dict]):
 def _plot_curves(runs, path: Path, plt) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
     last = max((m["epoch"] for _, metrics, _ in runs for m in metrics), default=1)
-    shader, shaded = next(((name, events) for name, _, events in runs if events), (None, []))  # the first run that drops
+    shader, shaded = next(
+        ((name, events) for name, _, events in runs if events), (None, [])
+    )  # the first run that drops
     for ax, (key, title) in zip(axes.flat, CURVES):
         for start, end in drop_phases(shaded, last):
             ax.axvspan(start, end, color="0.85", lw=0)

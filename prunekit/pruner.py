@@ -9,11 +9,12 @@ Usable in any training loop, prunekit's own or a user's::
 
 ``drop`` and ``restore`` return the event records the engine writes to ``events.jsonl``.
 """
+
 from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -42,14 +43,28 @@ class Pruner:
     ``graph_timeout``: seconds torch-pruning may take to trace the model).
     """
 
-    def __init__(self, model: nn.Module, example_inputs: torch.Tensor, ranker: Ranker | str | None = None,
-                 reinitializer: Reinitializer | str | None = None, *, groups: GroupSet | None = None,
-                 exclude=(), exclude_first: bool = False, graph_timeout: float | None = 60.0,
-                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy):
+    def __init__(
+        self,
+        model: nn.Module,
+        example_inputs: torch.Tensor,
+        ranker: Ranker | str | None = None,
+        reinitializer: Reinitializer | str | None = None,
+        *,
+        groups: GroupSet | None = None,
+        exclude=(),
+        exclude_first: bool = False,
+        graph_timeout: float | None = 60.0,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    ):
         self.model = model
         self.example_inputs = example_inputs[:1]
-        self.groups = groups if groups is not None else build_groups(
-            model, self.example_inputs, exclude=exclude, exclude_first=exclude_first, timeout=graph_timeout)
+        self.groups = (
+            groups
+            if groups is not None
+            else build_groups(
+                model, self.example_inputs, exclude=exclude, exclude_first=exclude_first, timeout=graph_timeout
+            )
+        )
         self.masks = FilterMasks(model, self.groups)
         self.ranker = _component("ranker", ranker)
         self.reinitializer = _component("reinitializer", reinitializer)
@@ -94,23 +109,37 @@ class Pruner:
             raise PrunekitError(_unreachable_message(keep, metric, least, self.ranker.max_layer_fraction))
 
     # ------------------------------------------------------------------ events
-    def drop(self, ratio: float | None = None, *, keep: float | None = None, metric: str = "filters",
-             optimizer: torch.optim.Optimizer | None = None,
-             batches: Callable[[int], Iterator[Batch]] | None = None,
-             generator: torch.Generator | None = None) -> dict:
+    def drop(
+        self,
+        ratio: float | None = None,
+        *,
+        keep: float | None = None,
+        metric: str = "filters",
+        optimizer: torch.optim.Optimizer | None = None,
+        batches: Callable[[int], Iterator[Batch]] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict:
         """Rank and hold at zero ``ratio`` of the filters, or as many as leave ``keep`` of the dense
         ``metric``; clears their optimizer state. ``batches(n)`` feeds data-driven rankers."""
         if self.ranker is None:
             raise PrunekitError("this pruner has no ranker; give one (e.g. ranker='l2') to drop filters")
-        ctx = RankContext(self.model, self.groups, [d.clone() for d in self.dropped],
-                          generator if generator is not None else torch.Generator().manual_seed(0),
-                          batches or _no_batches, self.loss_fn, self.device)
+        ctx = RankContext(
+            self.model,
+            self.groups,
+            [d.clone() for d in self.dropped],
+            generator if generator is not None else torch.Generator().manual_seed(0),
+            batches or _no_batches,
+            self.loss_fn,
+            self.device,
+        )
         t0 = time.perf_counter()
         cost = self.cost if keep is not None else None
         picks, scores = self.ranker.select_scored(ctx, ratio, keep=keep, metric=metric, cost=cost)
         self.masks.drop(picks, optimizer)
         record = {
-            "event": "drop", "ratio": ratio, "seconds": time.perf_counter() - t0,
+            "event": "drop",
+            "ratio": ratio,
+            "seconds": time.perf_counter() - t0,
             "dropped": {g.name: p.nonzero().flatten().tolist() for g, p in zip(self.groups, picks)},
             "scores": None if scores is None else {g.name: _finite_or_none(s) for g, s in zip(self.groups, scores)},
             "fraction": self.masks.fractions(),
@@ -121,16 +150,21 @@ class Pruner:
             record.update(keep=keep, metric=metric, counts=self.counts())
         return record
 
-    def restore(self, optimizer: torch.optim.Optimizer | None = None,
-                generator: torch.Generator | None = None) -> dict:
+    def restore(self, optimizer: torch.optim.Optimizer | None = None, generator: torch.Generator | None = None) -> dict:
         """Re-initialize every held filter (the reinitializer writes its values), clear its optimizer
         state and stop holding it."""
         if self.reinitializer is None:
-            raise PrunekitError("this pruner has no reinitializer; give one (e.g. reinitializer='nullspace') "
-                                "to restore filters")
+            raise PrunekitError(
+                "this pruner has no reinitializer; give one (e.g. reinitializer='nullspace') to restore filters"
+            )
         returning = [d.clone() for d in self.dropped]
-        ctx = ReinitContext(self.model, self.groups, returning, self.masks.before_drop,
-                            generator if generator is not None else torch.Generator().manual_seed(0))
+        ctx = ReinitContext(
+            self.model,
+            self.groups,
+            returning,
+            self.masks.before_drop,
+            generator if generator is not None else torch.Generator().manual_seed(0),
+        )
         t0 = time.perf_counter()
         with torch.no_grad():
             self.reinitializer.reinit(ctx)
@@ -141,7 +175,8 @@ class Pruner:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # the time below covers the re-init kernels still queued
         return {
-            "event": "restore", "seconds": time.perf_counter() - t0,
+            "event": "restore",
+            "seconds": time.perf_counter() - t0,
             "restored": {g.name: r.nonzero().flatten().tolist() for g, r in zip(self.groups, returning)},
             "log": ctx.log,
         }
@@ -165,8 +200,9 @@ class Pruner:
 
 
 def _no_batches(n: int) -> Iterator[Batch]:
-    raise PrunekitError("this ranker needs training batches; pass batches=... (a function of n returning n batches) "
-                        "to Pruner.drop")
+    raise PrunekitError(
+        "this ranker needs training batches; pass batches=... (a function of n returning n batches) to Pruner.drop"
+    )
 
 
 def _finite_or_none(scores: torch.Tensor) -> list[float | None]:

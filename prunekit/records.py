@@ -1,6 +1,7 @@
 """Run records: one folder per run with the resolved config, per-epoch metrics,
 drop/restore events, the environment of each training session, an atomically written
 checkpoint and a final summary."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,10 @@ LOCATION_KEYS = {"device", "out", "name", "data_dir"}
 
 def write_failed(path: Path, exc: OSError) -> PrunekitError:
     """One line for a write the disk or the file system refused (full, read-only, permission lost)."""
-    return PrunekitError(f"cannot write {path} ({exc.strerror or exc}); what was written before is kept as it was: "
-                         f"free disk space or restore write permission, then run again (a run continues with --resume)")
+    return PrunekitError(
+        f"cannot write {path} ({exc.strerror or exc}); what was written before is kept as it was: "
+        f"free disk space or restore write permission, then run again (a run continues with --resume)"
+    )
 
 
 def _atomic(path: Path, write) -> None:
@@ -101,8 +104,10 @@ class RunDir:
 
     def has_files(self) -> bool:
         if self.path.exists() and not self.path.is_dir():
-            raise PrunekitError(f"{self.path} is a file, not a run directory; choose another --name or --out "
-                                f"(the file is left as it is)")
+            raise PrunekitError(
+                f"{self.path} is a file, not a run directory; choose another --name or --out "
+                f"(the file is left as it is)"
+            )
         return self.path.exists() and any(p.name != LOCK for p in self.path.iterdir())
 
     @contextmanager
@@ -118,8 +123,9 @@ class RunDir:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                raise PrunekitError(f"{self.path} is being trained by another process; wait for it to end "
-                                    f"(or stop it), then resume") from None
+                raise PrunekitError(
+                    f"{self.path} is being trained by another process; wait for it to end (or stop it), then resume"
+                ) from None
             yield
 
     def create(self, overwrite: bool) -> None:
@@ -140,7 +146,9 @@ class RunDir:
     def read_config(self) -> dict:
         path = self.file(CONFIG)
         if not path.exists():
-            raise PrunekitError(f"{self.path} is not a prunekit run (no {CONFIG}); give a folder made by `prunekit run`")
+            raise PrunekitError(
+                f"{self.path} is not a prunekit run (no {CONFIG}); give a folder made by `prunekit run`"
+            )
         try:
             return json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -186,7 +194,9 @@ class RunDir:
         try:
             return torch.load(path, weights_only=True, map_location="cpu")
         except Exception as exc:  # noqa: BLE001
-            raise PrunekitError(f"cannot load checkpoint {path} ({type(exc).__name__}); it is damaged or not a prunekit checkpoint") from None
+            raise PrunekitError(
+                f"cannot load checkpoint {path} ({type(exc).__name__}); it is damaged or not a prunekit checkpoint"
+            ) from None
 
     def save_warmup(self, state: dict, device: str) -> None:
         atomic_save(state, self.file(WARMUP))
@@ -209,8 +219,9 @@ class RunDir:
         try:
             return int(json.loads(self.file(FORK).read_text())["epoch"])
         except (OSError, ValueError, KeyError, TypeError):
-            raise PrunekitError(f"cannot read {self.file(FORK)}; the run's record of its warm-up source is "
-                                f"damaged") from None
+            raise PrunekitError(
+                f"cannot read {self.file(FORK)}; the run's record of its warm-up source is damaged"
+            ) from None
 
     def write_summary(self, summary: dict) -> None:
         atomic_write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", self.file(SUMMARY))
@@ -222,8 +233,10 @@ class RunDir:
         try:
             return json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise PrunekitError(f"cannot read {path} ({type(exc).__name__}); the run's summary is damaged: "
-                                f"remove it and resume the run to write it again") from None
+            raise PrunekitError(
+                f"cannot read {path} ({type(exc).__name__}); the run's summary is damaged: "
+                f"remove it and resume the run to write it again"
+            ) from None
 
 
 # ------------------------------------------------------------------ reading figures off records
@@ -244,8 +257,11 @@ def drop_costs(events: list[dict], metrics: list[dict]) -> list[float]:
     """Test accuracy lost in the first epoch after each drop (the epoch before it minus the epoch it
     opened; negative = gained), for the drops whose two epochs are in ``metrics``."""
     acc = {m["epoch"]: m["test_acc"] for m in metrics}  # epoch k = after k epochs; an event at e opens epoch e + 1
-    return [acc[ev["epoch"]] - acc[ev["epoch"] + 1] for ev in events
-            if ev["event"] == "drop" and ev["epoch"] in acc and ev["epoch"] + 1 in acc]
+    return [
+        acc[ev["epoch"]] - acc[ev["epoch"] + 1]
+        for ev in events
+        if ev["event"] == "drop" and ev["epoch"] in acc and ev["epoch"] + 1 in acc
+    ]
 
 
 def restore_gains(events: list[dict], metrics: list[dict]) -> list[tuple[float, float | None]]:
@@ -255,8 +271,11 @@ def restore_gains(events: list[dict], metrics: list[dict]) -> list[tuple[float, 
     epoch before and first epoch after are in ``metrics``; the 2-epoch gain is None where that epoch is
     not (yet), and counts any event at the start of the second epoch too."""
     acc = {m["epoch"]: m["test_acc"] for m in metrics}  # epoch k = after k epochs; an event at e opens epoch e + 1
-    return [(acc[e + 1] - acc[e], acc[e + 2] - acc[e] if e + 2 in acc else None)
-            for ev in events if ev["event"] == "restore" and (e := ev["epoch"]) in acc and e + 1 in acc]
+    return [
+        (acc[e + 1] - acc[e], acc[e + 2] - acc[e] if e + 2 in acc else None)
+        for ev in events
+        if ev["event"] == "restore" and (e := ev["epoch"]) in acc and e + 1 in acc
+    ]
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -6,12 +6,14 @@ reinitializers, schedules), a :class:`~prunekit.interfaces.Method`, a model
 factory, or a dataset loader. A plugin that fails to import is recorded with
 its error and reported by ``prunekit list``; it never breaks the CLI.
 """
+
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Callable
+from typing import Any
 
 from .errors import unknown_name
 
@@ -67,9 +69,7 @@ class Registry:
         for kind in KINDS:
             for ep in entry_points(group=GROUP_PREFIX + kind):
                 dist = ep.dist.name if ep.dist is not None else "?"
-                self.entries[kind].setdefault(
-                    ep.name, _EntryPointEntry(ep.name, kind, ep.value, dist, ep=ep)
-                )
+                self.entries[kind].setdefault(ep.name, _EntryPointEntry(ep.name, kind, ep.value, dist, ep=ep))
 
     def add(self, kind: str, name: str, obj: Any, package: str = "<runtime>") -> None:
         """Register an object directly (tests, notebooks)."""
@@ -80,7 +80,9 @@ class Registry:
         names = sorted(self.entries[kind])
         if pattern:  # expand providers (timm has ~1,000 names) only when asked
             names += [n for n in self._dynamic_names(kind) if n not in names]
-            names = [n for n in names if fnmatch.fnmatchcase(n, pattern) and "*" not in n]  # not the providers' own patterns
+            names = [
+                n for n in names if fnmatch.fnmatchcase(n, pattern) and "*" not in n
+            ]  # not the providers' own patterns
         return names
 
     def _dynamic_names(self, kind: str) -> list[str]:

@@ -1,4 +1,5 @@
 """Building blocks reinitializers share: default values, slice writes, next-layer init."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Turning per-filter scores into a drop set: global or per-layer, with a per-layer cap."""
+
 from __future__ import annotations
 
 import math
@@ -129,9 +130,11 @@ def _unreachable(cost, dropped, picks, keep, metric, max_layer_fraction) -> None
 
 
 def _unreachable_message(keep: float, metric: str, least: float, max_layer_fraction: float) -> str:
-    return (f"cannot keep only {keep:.4g} of the model's {metric}: with at most {max_layer_fraction:.4g} of each "
-            f"layer's filters dropped (max_layer_fraction) it keeps at least {least:.4f}; choose a target ≥ "
-            f"{least:.4f}, or raise --max-layer-fraction")
+    return (
+        f"cannot keep only {keep:.4g} of the model's {metric}: with at most {max_layer_fraction:.4g} of each "
+        f"layer's filters dropped (max_layer_fraction) it keeps at least {least:.4f}; choose a target ≥ "
+        f"{least:.4f}, or raise --max-layer-fraction"
+    )
 
 
 def least_reachable(cost, dropped: list[torch.Tensor], metric: str, max_layer_fraction: float) -> float:

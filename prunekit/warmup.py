@@ -7,6 +7,7 @@ first event (``warmup.pt``), and a new run whose training settings agree, and
 whose own first event comes no earlier, starts from there: its first epochs are
 the source's to the bit, and it records where it came from in ``fork.json``.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,12 +18,20 @@ from pathlib import Path
 
 from .config import RunConfig, as_resolved_now
 from .device import resolve_device
-from .records import (CHECKPOINT, FORK, LOCATION_KEYS, LOCK, METRICS, SESSIONS, WARMUP, RunDir,
-                      atomic_write_text)
+from .records import CHECKPOINT, FORK, LOCATION_KEYS, LOCK, METRICS, SESSIONS, WARMUP, RunDir, atomic_write_text
 
 # what a run prunes and how: none of it acts before the first event (which groups may be dropped included)
-METHOD_KEYS = {"method", "ranker", "reinitializer", "schedule", "ranker_args", "reinitializer_args", "schedule_args",
-               "exclude", "exclude_first"}
+METHOD_KEYS = {
+    "method",
+    "ranker",
+    "reinitializer",
+    "schedule",
+    "ranker_args",
+    "reinitializer_args",
+    "schedule_args",
+    "exclude",
+    "exclude_first",
+}
 
 
 def first_event_epoch(cfg: RunConfig) -> int | None:

@@ -15,6 +15,7 @@ meanwhile the leader gets the cores the waiting job would have had (unless
 ``threads`` is fixed), and is restarted with its share when the job starts: it
 has just kept its warm-up, so it loses at most the start of one epoch.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,9 +23,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -102,8 +103,9 @@ def _failure(job: Job, code: int) -> str:
     return lines[-1][:200] if lines else "(nothing logged)"
 
 
-def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list[str], console: Console,
-             quiet: bool) -> list[str]:
+def run_jobs(
+    jobs: list[Job], parallel: int, threads: int | None, location: list[str], console: Console, quiet: bool
+) -> list[str]:
     """Run every job, at most ``parallel`` at once; returns the names of those that failed.
 
     ``threads=None`` shares the cores among the jobs running at once (a last job alone
@@ -113,15 +115,22 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list
     """
     waiting, running, failed = list(jobs), [], []
     leaders = {j.leader for j in jobs}  # jobs others wait for: the only ones given idle cores
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                        console=console, disable=quiet or not console.is_terminal)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet or not console.is_terminal,
+    )
     try:
         with progress:
             for job in jobs:
                 job.done_epochs = job.run_dir.epochs_done()
-            total = progress.add_task("grid epochs", total=sum(j.epochs for j in jobs),
-                                      completed=sum(j.done_epochs for j in jobs), info="")
+            total = progress.add_task(
+                "grid epochs", total=sum(j.epochs for j in jobs), completed=sum(j.done_epochs for j in jobs), info=""
+            )
             while waiting or running:
                 while len(running) < parallel:
                     startable = [j for j in waiting if _leader_settled(j, waiting + running)]
@@ -143,8 +152,10 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int | None, location: list
                             if other.run_dir.finished:  # it ended on its own meanwhile: the poll below sees it
                                 continue
                             _start(other, n_threads, location)
-                            console.log(f"{other.name}: resumes after epoch {other.run_dir.epochs_done()} to share the "
-                                        f"cores with {job.name} (threads {n_threads})")
+                            console.log(
+                                f"{other.name}: resumes after epoch {other.run_dir.epochs_done()} to share the "
+                                f"cores with {job.name} (threads {n_threads})"
+                            )
                     running.append(job)
                     _start(job, n_threads, location)
                     job.task = progress.add_task(job.name, total=job.epochs, completed=job.done_epochs, info="")

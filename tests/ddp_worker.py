@@ -3,6 +3,7 @@ the digest of every tensor a pruning event may change, taken right after each ev
 
     torchrun --nproc-per-node 2 tests/ddp_worker.py OUT repr prune-taylor
 """
+
 import json
 import sys
 from pathlib import Path
@@ -24,9 +25,14 @@ class EventDigests(Callbacks):
 
     def event(self, record: dict) -> None:
         r = self.run
-        self.events.append({"event": record["event"], "epoch": record["epoch"],
-                            "dropped": [d.nonzero().flatten().tolist() for d in r.masks.dropped],
-                            "digest": distributed.state_digest(distributed.run_tensors(r.model, r.masks, r.optimizer))})
+        self.events.append(
+            {
+                "event": record["event"],
+                "epoch": record["epoch"],
+                "dropped": [d.nonzero().flatten().tolist() for d in r.masks.dropped],
+                "digest": distributed.state_digest(distributed.run_tensors(r.model, r.masks, r.optimizer)),
+            }
+        )
 
     def warning(self, message: str) -> None:
         self.warnings.append(message)
@@ -37,8 +43,9 @@ def main() -> None:
     report = {}
     for method in sys.argv[2:]:
         cb = EventDigests()
-        start_run(resolve({**SETTINGS, "method": method, "out": str(out), "name": method}, METHODS[method]),
-                  callbacks=cb)
+        start_run(
+            resolve({**SETTINGS, "method": method, "out": str(out), "name": method}, METHODS[method]), callbacks=cb
+        )
         report[method] = {"events": cb.events, "warnings": cb.warnings}
     rank = distributed.world().rank
     (out / f"digests_rank{rank}.json").write_text(json.dumps(report))

@@ -1,4 +1,5 @@
 """Shared test helpers."""
+
 import pytest
 
 from prunekit.cli import main

@@ -1,4 +1,5 @@
 """One RePr drop / hold / restore cycle on real architectures (timm and CIFAR ResNets)."""
+
 import pytest
 import torch
 import torch.nn as nn
@@ -9,15 +10,15 @@ from prunekit.groups import build_groups
 from prunekit.pruner import Pruner
 
 ARCHS = [
-    "resnet20",                      # CIFAR ResNet, projection shortcuts
-    "timm:resnet18",                 # plain residual ResNet
-    "timm:resnet26",                 # bottleneck ResNet
-    "timm:mobilenetv3_small_050",    # depthwise + squeeze-excite + hard-swish
-    "timm:efficientnet_b0",          # depthwise + SE, inverted residuals
-    "timm:regnetx_002",              # grouped convs (left out of pruning: export cannot cut them unevenly)
-    "timm:convnext_atto",            # LayerNorm, Linear MLP, layer scale
-    "timm:repvgg_a0",                # VGG-style (train-time branches)
-    "timm:densenet121",              # concatenation
+    "resnet20",  # CIFAR ResNet, projection shortcuts
+    "timm:resnet18",  # plain residual ResNet
+    "timm:resnet26",  # bottleneck ResNet
+    "timm:mobilenetv3_small_050",  # depthwise + squeeze-excite + hard-swish
+    "timm:efficientnet_b0",  # depthwise + SE, inverted residuals
+    "timm:regnetx_002",  # grouped convs (left out of pruning: export cannot cut them unevenly)
+    "timm:convnext_atto",  # LayerNorm, Linear MLP, layer scale
+    "timm:repvgg_a0",  # VGG-style (train-time branches)
+    "timm:densenet121",  # concatenation
 ]
 
 
@@ -29,7 +30,7 @@ def _norm_outputs(model, groups):
             if s.role == "owner" and s.name.endswith(".weight") and s.kind.lower().find("norm") >= 0:
                 owners.setdefault(s.module, []).append((gi, s))
     seen, handles = {}, []
-    for name, entries in owners.items():
+    for name, _entries in owners.items():
         mod = model.get_submodule(name)
         handles.append(mod.register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, o)))
     return owners, seen, handles
@@ -88,7 +89,7 @@ def test_one_repr_cycle(arch):
                 buf = opt.state[params[sl.name]]["momentum_buffer"]
                 assert torch.count_nonzero(buf.index_select(sl.dim, sl.positions(ret))) == 0, sl.name
     exact = 0  # returning filters are live again, and orthogonal to the survivors where the null space had room
-    for g, (group, ret) in enumerate(zip(groups, picks)):
+    for _g, (group, ret) in enumerate(zip(groups, picks)):
         for name in group.filters if ret.any() else ():
             sl = next(s for s in group.slices if s.name == name and s.role == "owner")
             w = model.get_parameter(name).detach()

@@ -1,16 +1,35 @@
 """`prunekit bench`: a tiny grid on synthetic data, resumable, with tables that match the runs."""
+
 import csv
 import json
 import re
 
 import pytest
-
 from helpers import run_cli
+
 from prunekit.records import METRICS, RunDir
 from prunekit.workers import available_cores
 
-GRID = ["bench", "--methods", "standard,repr", "--seeds", "0,1", "--dataset", "synthetic", "--model", "c2_8",
-        "--epochs", "3", "--s1", "1", "--s2", "1", "--batch-size", "64", "--quiet"]
+GRID = [
+    "bench",
+    "--methods",
+    "standard,repr",
+    "--seeds",
+    "0,1",
+    "--dataset",
+    "synthetic",
+    "--model",
+    "c2_8",
+    "--epochs",
+    "3",
+    "--s1",
+    "1",
+    "--s2",
+    "1",
+    "--batch-size",
+    "64",
+    "--quiet",
+]
 
 
 def test_bench_grid_table_matches_records(tmp_path, capsys):
@@ -26,8 +45,10 @@ def test_bench_grid_table_matches_records(tmp_path, capsys):
         gap = [x["final_train_acc"] - x["final_test_acc"] for x in summaries]
         assert float(row["gap_mean"]) == pytest.approx(sum(gap) / 2)
         # repr's first event comes after epoch 1 (--s1 1): the best of epochs 2-3, for standard's rows too
-        later = [max(m["test_acc"] for m in RunDir(out / f"{method}_seed{s}").read_jsonl(METRICS) if m["epoch"] > 1)
-                 for s in (0, 1)]
+        later = [
+            max(m["test_acc"] for m in RunDir(out / f"{method}_seed{s}").read_jsonl(METRICS) if m["epoch"] > 1)
+            for s in (0, 1)
+        ]
         assert float(row["best_after_first_event_mean"]) == pytest.approx(sum(later) / 2)
     assert float(rows["standard"]["overhead"]) == 0.0  # the first method is the baseline
     assert rows["repr"]["overhead"] != ""
@@ -40,17 +61,64 @@ def test_bench_grid_table_matches_records(tmp_path, capsys):
 
 def test_bench_runs_resumes_and_tabulates(tmp_path, capsys):
     out = tmp_path / "grid"
-    argv = ["bench", "--methods", "standard,repr", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
-            "--epochs", "3", "--s1", "1", "--s2", "1", "--batch-size", "64", "--quiet",
-            "--set", "next_layer=zero,random", "--out", str(out)]
+    argv = [
+        "bench",
+        "--methods",
+        "standard,repr",
+        "--seeds",
+        "0",
+        "--dataset",
+        "synthetic",
+        "--model",
+        "c2_8",
+        "--epochs",
+        "3",
+        "--s1",
+        "1",
+        "--s2",
+        "1",
+        "--batch-size",
+        "64",
+        "--quiet",
+        "--set",
+        "next_layer=zero,random",
+        "--out",
+        str(out),
+    ]
     code, stdout, err = run_cli(argv, capsys)
     assert code == 0, err  # next_layer applies to repr; standard runs once per column as a baseline
     assert (out / "standard_next_layer=random_seed0" / "summary.json").exists()
-    assert json.loads((out / "repr_next_layer=random_seed0" / "config.json").read_text())["reinitializer_args"]["next_layer"] == "random"
+    assert (
+        json.loads((out / "repr_next_layer=random_seed0" / "config.json").read_text())["reinitializer_args"][
+            "next_layer"
+        ]
+        == "random"
+    )
     out = tmp_path / "grid2"
-    argv = ["bench", "--methods", "repr,random", "--seeds", "0,1", "--dataset", "synthetic", "--model", "c2_8",
-            "--epochs", "3", "--batch-size", "64", "--quiet", "--set", "schedule.s1=1", "--set", "schedule.s2=1",
-            "--set", "ranker.scope=global,layer", "--out", str(out)]
+    argv = [
+        "bench",
+        "--methods",
+        "repr,random",
+        "--seeds",
+        "0,1",
+        "--dataset",
+        "synthetic",
+        "--model",
+        "c2_8",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "64",
+        "--quiet",
+        "--set",
+        "schedule.s1=1",
+        "--set",
+        "schedule.s2=1",
+        "--set",
+        "ranker.scope=global,layer",
+        "--out",
+        str(out),
+    ]
     code, stdout, err = run_cli(argv, capsys)
     assert code == 0, err
     names = sorted(p.name for p in out.iterdir() if p.is_dir())
@@ -58,8 +126,11 @@ def test_bench_runs_resumes_and_tabulates(tmp_path, capsys):
     assert "repr_ranker.scope=layer_schedule.s1=1_schedule.s2=1_seed1" in names  # keys sorted in names
     rows = list(csv.DictReader((out / "table.csv").open()))
     assert [r["method"] for r in rows] == [
-        "repr_ranker.scope=global_schedule.s1=1_schedule.s2=1", "random_ranker.scope=global_schedule.s1=1_schedule.s2=1",
-        "repr_ranker.scope=layer_schedule.s1=1_schedule.s2=1", "random_ranker.scope=layer_schedule.s1=1_schedule.s2=1"]
+        "repr_ranker.scope=global_schedule.s1=1_schedule.s2=1",
+        "random_ranker.scope=global_schedule.s1=1_schedule.s2=1",
+        "repr_ranker.scope=layer_schedule.s1=1_schedule.s2=1",
+        "random_ranker.scope=layer_schedule.s1=1_schedule.s2=1",
+    ]
     for row in rows:
         finals = []
         for seed in (0, 1):
@@ -79,8 +150,19 @@ def test_bench_runs_resumes_and_tabulates(tmp_path, capsys):
     assert (victim / "summary.json").exists()
     assert (out / names[0] / "metrics.jsonl").read_text() == before
     # the same grid with its --set options in another order and on a named device is the same grid
-    reordered = [*argv[:14], "--set", "ranker.scope=global,layer", "--set", "schedule.s2=1", "--set", "schedule.s1=1",
-                 "--device", "cpu", "--out", str(out)]
+    reordered = [
+        *argv[:14],
+        "--set",
+        "ranker.scope=global,layer",
+        "--set",
+        "schedule.s2=1",
+        "--set",
+        "schedule.s1=1",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     code, stdout, err = run_cli(reordered, capsys)
     assert code == 0 and err.count(": done") == 8, err
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == names
@@ -91,31 +173,69 @@ def test_bench_runs_resumes_and_tabulates(tmp_path, capsys):
 
 def test_bench_refuses_a_cell_folder_of_other_settings(tmp_path, capsys):
     out = tmp_path / "grid"
-    code, _, err = run_cli(["run", "--method", "standard", "--dataset", "synthetic", "--model", "c2_8", "--epochs", "1",
-                            "--lr", "0.5", "--out", str(out), "--name", "standard_seed0", "--quiet"], capsys)
+    code, _, err = run_cli(
+        [
+            "run",
+            "--method",
+            "standard",
+            "--dataset",
+            "synthetic",
+            "--model",
+            "c2_8",
+            "--epochs",
+            "1",
+            "--lr",
+            "0.5",
+            "--out",
+            str(out),
+            "--name",
+            "standard_seed0",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0, err
-    code, _, err = run_cli(["bench", "--methods", "standard", "--dataset", "synthetic", "--model", "c2_8",
-                            "--epochs", "1", "--out", str(out), "--quiet"], capsys)
+    code, _, err = run_cli(
+        [
+            "bench",
+            "--methods",
+            "standard",
+            "--dataset",
+            "synthetic",
+            "--model",
+            "c2_8",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 2 and "holds a run with other settings (lr)" in err
     assert not (out / "bench.json").exists()  # the refused grid left no record that would claim that run
 
 
 def test_grid_input_that_would_duplicate_or_mislabel_cells_is_one_line_and_writes_nothing(tmp_path, capsys):
     base = ["bench", "--dataset", "synthetic", "--model", "c2_8", "--epochs", "1", "--quiet"]
-    cases = [(["--methods", "repr,repr"], "--methods lists repr more than once"),
-             (["--methods", "standard", "--seeds", "0,0"], "--seeds lists 0 more than once"),
-             (["--methods", ","], "--methods names no method"),
-             (["--methods", "repr", "--set", "ranker=l1,l1"], "lists the value l1 twice"),
-             (["--methods", "repr", "--set", "exclude_first=true,True"], "lists the value True twice"),
-             (["--methods", "repr", "--set", "exclude=features.0,[features.0]"], "lists the value features.0 twice"),
-             (["--methods", "standard", "--set", "device=cpu,cuda"], "--set device=... cannot be a grid axis"),
-             (["--methods", "standard", "--set", "seed=1,2"], "--set seed=... cannot be a grid axis"),
-             (["--methods", "standard", "--set", "data-dir=a,b"], "--set data_dir=... cannot be a grid axis"),
-             (["--methods", "repr", "--set", "ranker=l1", "--set", "ranker=random"], "--set ranker is given twice"),
-             (["--methods", "repr", "--set", "next-layer=zero", "--set", "next_layer=random"],
-              "--set next_layer is given twice"),
-             (["--methods", "repr", "--set", "=l1"], "--set takes key=value[,value...]"),
-             (["--methods", "repr", "--set", "exclude=[features.0"], "cannot read the values")]
+    cases = [
+        (["--methods", "repr,repr"], "--methods lists repr more than once"),
+        (["--methods", "standard", "--seeds", "0,0"], "--seeds lists 0 more than once"),
+        (["--methods", ","], "--methods names no method"),
+        (["--methods", "repr", "--set", "ranker=l1,l1"], "lists the value l1 twice"),
+        (["--methods", "repr", "--set", "exclude_first=true,True"], "lists the value True twice"),
+        (["--methods", "repr", "--set", "exclude=features.0,[features.0]"], "lists the value features.0 twice"),
+        (["--methods", "standard", "--set", "device=cpu,cuda"], "--set device=... cannot be a grid axis"),
+        (["--methods", "standard", "--set", "seed=1,2"], "--set seed=... cannot be a grid axis"),
+        (["--methods", "standard", "--set", "data-dir=a,b"], "--set data_dir=... cannot be a grid axis"),
+        (["--methods", "repr", "--set", "ranker=l1", "--set", "ranker=random"], "--set ranker is given twice"),
+        (
+            ["--methods", "repr", "--set", "next-layer=zero", "--set", "next_layer=random"],
+            "--set next_layer is given twice",
+        ),
+        (["--methods", "repr", "--set", "=l1"], "--set takes key=value[,value...]"),
+        (["--methods", "repr", "--set", "exclude=[features.0"], "cannot read the values"),
+    ]
     for i, (args, message) in enumerate(cases):
         out = tmp_path / f"grid{i}"
         code, _, err = run_cli([*base, *args, "--out", str(out)], capsys)
@@ -127,15 +247,41 @@ def test_a_list_value_in_a_grid_axis_keeps_its_commas(tmp_path, capsys):
     from prunekit import bench as grid_mod
 
     # the key is spelled as in config files whatever the dashes, so the cells' names do not depend on them
-    assert grid_mod.parse_grid_sets(["next-layer=random", "lr_schedule=2024-11-30"]) == \
-        grid_mod.parse_grid_sets(["next_layer=random", "lr-schedule=2024-11-30"]) == \
-        [{"next_layer": "random", "lr_schedule": "2024-11-30"}]
+    assert (
+        grid_mod.parse_grid_sets(["next-layer=random", "lr_schedule=2024-11-30"])
+        == grid_mod.parse_grid_sets(["next_layer=random", "lr-schedule=2024-11-30"])
+        == [{"next_layer": "random", "lr_schedule": "2024-11-30"}]
+    )
     assert grid_mod.parse_grid_sets(["exclude=[features.0],[features.0, features.2]", "ranker=l1"]) == [
-        {"exclude": ["features.0"], "ranker": "l1"}, {"exclude": ["features.0", "features.2"], "ranker": "l1"}]
+        {"exclude": ["features.0"], "ranker": "l1"},
+        {"exclude": ["features.0", "features.2"], "ranker": "l1"},
+    ]
     out = tmp_path / "grid"
-    code, _, err = run_cli(["bench", "--methods", "repr", "--set", "exclude=[features.0],[features.2]",
-                            "--dataset", "synthetic", "--model", "c2_8", "--epochs", "3", "--s1", "1", "--s2", "1",
-                            "--batch-size", "64", "--quiet", "--out", str(out)], capsys)
+    code, _, err = run_cli(
+        [
+            "bench",
+            "--methods",
+            "repr",
+            "--set",
+            "exclude=[features.0],[features.2]",
+            "--dataset",
+            "synthetic",
+            "--model",
+            "c2_8",
+            "--epochs",
+            "3",
+            "--s1",
+            "1",
+            "--s2",
+            "1",
+            "--batch-size",
+            "64",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0, err
     for spared, other in (("features.0", "features.2"), ("features.2", "features.0")):
         events = [json.loads(line) for line in (out / f"repr_exclude={spared}_seed0" / "events.jsonl").open()]
@@ -145,8 +291,22 @@ def test_a_list_value_in_a_grid_axis_keeps_its_commas(tmp_path, capsys):
 
 def test_a_damaged_summary_is_one_line(tmp_path, capsys):
     out = tmp_path / "grid"
-    argv = ["bench", "--methods", "standard", "--dataset", "synthetic", "--model", "c2_8", "--epochs", "1",
-            "--batch-size", "64", "--quiet", "--out", str(out)]
+    argv = [
+        "bench",
+        "--methods",
+        "standard",
+        "--dataset",
+        "synthetic",
+        "--model",
+        "c2_8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     code, _, err = run_cli(argv, capsys)
     assert code == 0, err
     (out / "standard_seed0" / "summary.json").write_text("{")
@@ -175,8 +335,22 @@ def test_more_threads_than_cores_is_warned_and_the_grid_still_runs(tmp_path, cap
     monkeypatch.setattr("prunekit.workers.available_cores", lambda: 1)
     before = torch.get_num_threads()
     try:
-        grid = ["bench", "--methods", "standard", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
-                "--epochs", "1", "--quiet", "--out", str(tmp_path / "g")]
+        grid = [
+            "bench",
+            "--methods",
+            "standard",
+            "--seeds",
+            "0",
+            "--dataset",
+            "synthetic",
+            "--model",
+            "c2_8",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+            str(tmp_path / "g"),
+        ]
         code, _, err = run_cli([*grid, "--threads", "2"], capsys)
         assert code == 0, err
         assert "1 cell(s) x 2 threads = 2 threads on 1 cores" in err
@@ -189,9 +363,32 @@ def test_more_threads_than_cores_is_warned_and_the_grid_still_runs(tmp_path, cap
 
 def test_bench_jobs_runs_cells_in_worker_processes_and_reports_a_failed_cell(tmp_path, capsys):
     out = tmp_path / "grid"
-    argv = ["bench", "--methods", "standard,repr", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
-            "--epochs", "3", "--s1", "1", "--s2", "1", "--batch-size", "64", "--quiet", "--jobs", "2",
-            "--threads", "1", "--out", str(out)]
+    argv = [
+        "bench",
+        "--methods",
+        "standard,repr",
+        "--seeds",
+        "0",
+        "--dataset",
+        "synthetic",
+        "--model",
+        "c2_8",
+        "--epochs",
+        "3",
+        "--s1",
+        "1",
+        "--s2",
+        "1",
+        "--batch-size",
+        "64",
+        "--quiet",
+        "--jobs",
+        "2",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+    ]
     code, _, err = run_cli(argv, capsys)
     assert code == 0, err
     rows = {r["method"]: r for r in csv.DictReader((out / "table.csv").open())}
@@ -208,18 +405,41 @@ def test_bench_jobs_runs_cells_in_worker_processes_and_reports_a_failed_cell(tmp
     assert "is damaged" in err and (out / "standard_seed0" / "summary.json").exists()
 
 
-def test_a_cell_waits_for_the_warmup_a_sibling_will_keep_and_its_leader_gets_the_idle_cores(tmp_path, capsys,
-                                                                                          monkeypatch):
-    import os
+def test_a_cell_waits_for_the_warmup_a_sibling_will_keep_and_its_leader_gets_the_idle_cores(
+    tmp_path, capsys, monkeypatch
+):
     import signal
 
     import prunekit.workers as workers
 
     monkeypatch.setattr(workers, "POLL_SECONDS", 0.1)  # sees the warm-up while the leader still has epochs to go
     out = tmp_path / "grid"
-    argv = ["bench", "--methods", "standard,repr", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
-            "--epochs", "12", "--s1", "2", "--s2", "1", "--batch-size", "64", "--quiet", "--jobs", "2",
-            "--device", "cpu", "--out", str(out)]
+    argv = [
+        "bench",
+        "--methods",
+        "standard,repr",
+        "--seeds",
+        "0",
+        "--dataset",
+        "synthetic",
+        "--model",
+        "c2_8",
+        "--epochs",
+        "12",
+        "--s1",
+        "2",
+        "--s2",
+        "1",
+        "--batch-size",
+        "64",
+        "--quiet",
+        "--jobs",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a shell's background job: workers inherit it
     try:
         code, _, err = run_cli(argv, capsys)
@@ -231,13 +451,16 @@ def test_a_cell_waits_for_the_warmup_a_sibling_will_keep_and_its_leader_gets_the
     assert f"repr_seed0: starts (threads {cores}," in err
     assert "standard_seed0: starts from the warm-up of repr_seed0 (epochs 1-2)" in err
     if cores > 1:
-        assert re.search(rf"repr_seed0: resumes after epoch \d+ to share the cores with standard_seed0 \(threads {cores // 2}\)",
-                         err), err
+        assert re.search(
+            rf"repr_seed0: resumes after epoch \d+ to share the cores with standard_seed0 \(threads {cores // 2}\)", err
+        ), err
         assert "interrupted; finished epochs are kept" in (out / "repr_seed0.log").read_text()  # stopped, not killed
     assert json.loads((out / "standard_seed0" / "fork.json").read_text())["epoch"] == 2
     assert all((out / n / "summary.json").exists() for n in ("standard_seed0", "repr_seed0"))
-    assert _records_without_timing(out / "standard_seed0" / "metrics.jsonl")[:2] == \
-        _records_without_timing(out / "repr_seed0" / "metrics.jsonl")[:2]
+    assert (
+        _records_without_timing(out / "standard_seed0" / "metrics.jsonl")[:2]
+        == _records_without_timing(out / "repr_seed0" / "metrics.jsonl")[:2]
+    )
 
 
 def test_warmup_leaders_pick_a_sibling_that_will_keep_a_usable_warmup_and_leaders_run_first(tmp_path, capsys):
@@ -261,8 +484,29 @@ def test_warmup_leaders_pick_a_sibling_that_will_keep_a_usable_warmup_and_leader
     _, leaders, _ = plan(["repr"], ["schedule.s1=2,1"])
     assert leaders == {}  # the epoch-2 warm-up comes after s1=1's drop; s1=2 may not wait for a later cell
     # a sibling already past its first event without a kept warm-up will never keep one
-    code, _, err = run_cli(["bench", "--methods", "repr", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
-                            "--epochs", "6", "--s1", "2", "--s2", "1", "--quiet", "--out", str(tmp_path / "grid")], capsys)
+    code, _, err = run_cli(
+        [
+            "bench",
+            "--methods",
+            "repr",
+            "--seeds",
+            "0",
+            "--dataset",
+            "synthetic",
+            "--model",
+            "c2_8",
+            "--epochs",
+            "6",
+            "--s1",
+            "2",
+            "--s2",
+            "1",
+            "--quiet",
+            "--out",
+            str(tmp_path / "grid"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     for name in ("warmup.pt", "warmup.json"):
         (tmp_path / "grid" / "repr_seed0" / name).unlink()
@@ -278,8 +522,28 @@ def test_sigterm_stops_every_worker_and_keeps_their_finished_epochs(tmp_path, ca
     import time
 
     out = tmp_path / "grid"
-    argv = ["bench", "--methods", "standard", "--seeds", "0,1", "--dataset", "synthetic", "--model", "c2_8",
-            "--epochs", "500", "--batch-size", "64", "--quiet", "--jobs", "2", "--threads", "1", "--out", str(out)]
+    argv = [
+        "bench",
+        "--methods",
+        "standard",
+        "--seeds",
+        "0,1",
+        "--dataset",
+        "synthetic",
+        "--model",
+        "c2_8",
+        "--epochs",
+        "500",
+        "--batch-size",
+        "64",
+        "--quiet",
+        "--jobs",
+        "2",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+    ]
     started = []
     real_popen = __import__("subprocess").Popen
 
@@ -293,8 +557,11 @@ def test_sigterm_stops_every_worker_and_keeps_their_finished_epochs(tmp_path, ca
     def stop_after_first_epoch():
         metrics = out / "standard_seed0" / "metrics.jsonl"
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not returned.is_set() and not (
-                metrics.exists() and metrics.read_text().count("\n") >= 1):
+        while (
+            time.monotonic() < deadline
+            and not returned.is_set()
+            and not (metrics.exists() and metrics.read_text().count("\n") >= 1)
+        ):
             time.sleep(0.2)
         if not returned.is_set():
             os.kill(os.getpid(), signal.SIGTERM)
@@ -315,15 +582,41 @@ def test_sigterm_stops_every_worker_and_keeps_their_finished_epochs(tmp_path, ca
 
 def test_ablate_varies_one_value_at_a_time_and_finished_runs_can_be_moved_or_linked(tmp_path, capsys):
     out = tmp_path / "ablations"
-    common = ["--dataset", "synthetic", "--model", "c2_8", "--epochs", "3", "--s1", "1", "--s2", "1",
-              "--batch-size", "64", "--quiet"]
-    argv = ["bench", "--methods", "repr", "--ablate", "--set", "next_layer=random", "--set", "reinitializer=default,keep",
-            *common]
+    common = [
+        "--dataset",
+        "synthetic",
+        "--model",
+        "c2_8",
+        "--epochs",
+        "3",
+        "--s1",
+        "1",
+        "--s2",
+        "1",
+        "--batch-size",
+        "64",
+        "--quiet",
+    ]
+    argv = [
+        "bench",
+        "--methods",
+        "repr",
+        "--ablate",
+        "--set",
+        "next_layer=random",
+        "--set",
+        "reinitializer=default,keep",
+        *common,
+    ]
     code, _, err = run_cli([*argv, "--out", str(out)], capsys)
     assert code == 0, err
     names = sorted(p.name for p in out.iterdir() if p.is_dir())
-    assert names == ["repr_next_layer=random_seed0", "repr_reinitializer=default_seed0",
-                     "repr_reinitializer=keep_seed0", "repr_seed0"]  # a default column, then one change each
+    assert names == [
+        "repr_next_layer=random_seed0",
+        "repr_reinitializer=default_seed0",
+        "repr_reinitializer=keep_seed0",
+        "repr_seed0",
+    ]  # a default column, then one change each
     configs = {n: json.loads((out / n / "config.json").read_text()) for n in names}
     assert configs["repr_next_layer=random_seed0"]["reinitializer"] == "nullspace"
     assert configs["repr_next_layer=random_seed0"]["reinitializer_args"]["next_layer"] == "random"
@@ -341,7 +634,8 @@ def test_ablate_varies_one_value_at_a_time_and_finished_runs_can_be_moved_or_lin
     overhead = {r["method"]: float(r["overhead"]) for r in csv.DictReader((out / "table.csv").open())}
     assert overhead["repr"] == 0.0  # one method: every column against the default one, not against itself
     assert overhead["repr_reinitializer=keep"] == pytest.approx(
-        100 * (per_epoch("repr_reinitializer=keep_seed0") / per_epoch("repr_seed0") - 1))
+        100 * (per_epoch("repr_reinitializer=keep_seed0") / per_epoch("repr_seed0") - 1)
+    )
     # a moved grid folder still resumes: every cell is found finished, nothing reruns
     moved = tmp_path / "moved"
     out.rename(moved)
@@ -351,8 +645,9 @@ def test_ablate_varies_one_value_at_a_time_and_finished_runs_can_be_moved_or_lin
     other = tmp_path / "criteria"
     other.mkdir()
     (other / "repr_ranker=orthogonality_seed0").symlink_to(moved / "repr_seed0", target_is_directory=True)
-    code, _, err = run_cli(["bench", "--methods", "repr", "--set", "ranker=orthogonality", *common, "--out", str(other)],
-                           capsys)
+    code, _, err = run_cli(
+        ["bench", "--methods", "repr", "--set", "ranker=orthogonality", *common, "--out", str(other)], capsys
+    )
     assert code == 0 and err.count(": done") == 1, err
     row = next(csv.DictReader((other / "table.csv").open()))
     summary = json.loads((moved / "repr_seed0" / "summary.json").read_text())
@@ -367,8 +662,28 @@ def _records_without_timing(path):
 def test_a_cell_started_from_a_siblings_warmup_matches_one_run_from_scratch(tmp_path, capsys):
     import torch
 
-    grid = ["bench", "--methods", "repr,standard,random", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
-            "--epochs", "5", "--s1", "2", "--s2", "1", "--batch-size", "64", "--momentum", "0.9", "--quiet"]
+    grid = [
+        "bench",
+        "--methods",
+        "repr,standard,random",
+        "--seeds",
+        "0",
+        "--dataset",
+        "synthetic",
+        "--model",
+        "c2_8",
+        "--epochs",
+        "5",
+        "--s1",
+        "2",
+        "--s2",
+        "1",
+        "--batch-size",
+        "64",
+        "--momentum",
+        "0.9",
+        "--quiet",
+    ]
     shared, alone = tmp_path / "shared", tmp_path / "alone"
     code, _, err = run_cli([*grid, "--out", str(shared)], capsys)
     assert code == 0, err
@@ -383,10 +698,17 @@ def test_a_cell_started_from_a_siblings_warmup_matches_one_run_from_scratch(tmp_
     assert code == 0 and "warm-up of" not in err, err
     for name in ("standard_seed0", "random_seed0"):
         assert not (alone / name / "fork.json").exists()
-        assert _records_without_timing(shared / name / "metrics.jsonl") == _records_without_timing(alone / name / "metrics.jsonl")
-        drops = [{k: v for k, v in e.items() if k != "seconds"} for e in _records_without_timing(alone / name / "events.jsonl")]
-        assert drops == [{k: v for k, v in e.items() if k != "seconds"}
-                         for e in _records_without_timing(shared / name / "events.jsonl")]
+        assert _records_without_timing(shared / name / "metrics.jsonl") == _records_without_timing(
+            alone / name / "metrics.jsonl"
+        )
+        drops = [
+            {k: v for k, v in e.items() if k != "seconds"}
+            for e in _records_without_timing(alone / name / "events.jsonl")
+        ]
+        assert drops == [
+            {k: v for k, v in e.items() if k != "seconds"}
+            for e in _records_without_timing(shared / name / "events.jsonl")
+        ]
         a = torch.load(shared / name / "checkpoint.pt", weights_only=True)["model"]
         b = torch.load(alone / name / "checkpoint.pt", weights_only=True)["model"]
         assert all(torch.equal(a[k], b[k]) for k in a)
@@ -413,15 +735,41 @@ def test_a_cell_started_from_a_siblings_warmup_matches_one_run_from_scratch(tmp_
     assert code == 2 and "is being trained by another process" in err and "Traceback" not in err
     code, _, err = run_cli([*grid, "--out", str(shared)], capsys)
     assert code == 0 and "standard_seed0: starts from the warm-up of repr_seed0" in err, err
-    assert _records_without_timing(victim / "metrics.jsonl") == _records_without_timing(alone / "standard_seed0" / "metrics.jsonl")
+    assert _records_without_timing(victim / "metrics.jsonl") == _records_without_timing(
+        alone / "standard_seed0" / "metrics.jsonl"
+    )
 
 
 def test_a_cell_that_spares_the_first_conv_starts_from_the_warmup_and_matches_one_run_from_scratch(tmp_path, capsys):
     import torch
 
-    grid = ["bench", "--methods", "repr", "--ablate", "--set", "exclude_first=true", "--seeds", "0",
-            "--dataset", "synthetic", "--model", "c2_8", "--epochs", "4", "--s1", "2", "--s2", "1",
-            "--batch-size", "64", "--momentum", "0.9", "--jobs", "1", "--quiet"]
+    grid = [
+        "bench",
+        "--methods",
+        "repr",
+        "--ablate",
+        "--set",
+        "exclude_first=true",
+        "--seeds",
+        "0",
+        "--dataset",
+        "synthetic",
+        "--model",
+        "c2_8",
+        "--epochs",
+        "4",
+        "--s1",
+        "2",
+        "--s2",
+        "1",
+        "--batch-size",
+        "64",
+        "--momentum",
+        "0.9",
+        "--jobs",
+        "1",
+        "--quiet",
+    ]
     shared, alone = tmp_path / "shared", tmp_path / "alone"
     code, _, err = run_cli([*grid, "--out", str(shared)], capsys)
     assert code == 0, err
@@ -429,7 +777,9 @@ def test_a_cell_that_spares_the_first_conv_starts_from_the_warmup_and_matches_on
     code, _, err = run_cli([*grid, "--no-share-warmup", "--out", str(alone)], capsys)
     assert code == 0 and "warm-up of" not in err, err
     name = "repr_exclude_first=True_seed0"
-    assert _records_without_timing(shared / name / "metrics.jsonl") == _records_without_timing(alone / name / "metrics.jsonl")
+    assert _records_without_timing(shared / name / "metrics.jsonl") == _records_without_timing(
+        alone / name / "metrics.jsonl"
+    )
     events = [json.loads(line) for line in (alone / name / "events.jsonl").read_text().splitlines()]
     assert events and all("features.0" not in e["dropped"] for e in events if e["event"] == "drop")
     a = torch.load(shared / name / "checkpoint.pt", weights_only=True)["model"]
@@ -439,15 +789,41 @@ def test_a_cell_that_spares_the_first_conv_starts_from_the_warmup_and_matches_on
 
 def test_no_cell_starts_from_a_warmup_of_other_training_settings_or_past_its_own_first_event(tmp_path, capsys):
     out = tmp_path / "grid"
-    code, _, err = run_cli(["bench", "--methods", "repr", "--set", "schedule.s1=2,1", "--set", "lr=0.05,0.1",
-                            "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8", "--epochs", "4",
-                            "--s2", "1", "--batch-size", "64", "--quiet", "--out", str(out)], capsys)
+    code, _, err = run_cli(
+        [
+            "bench",
+            "--methods",
+            "repr",
+            "--set",
+            "schedule.s1=2,1",
+            "--set",
+            "lr=0.05,0.1",
+            "--seeds",
+            "0",
+            "--dataset",
+            "synthetic",
+            "--model",
+            "c2_8",
+            "--epochs",
+            "4",
+            "--s2",
+            "1",
+            "--batch-size",
+            "64",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0, err
     # s1=2 keeps a warm-up at epoch 2 and s1=1 at epoch 1; a cell of the other lr may use neither,
     # and an s1=1 cell may not start from an epoch-2 warm-up (its first drop comes before)
     assert "warm-up of" not in err
-    assert {json.loads((out / n / "warmup.json").read_text())["epoch"] for n in
-            ("repr_lr=0.05_schedule.s1=2_seed0", "repr_lr=0.05_schedule.s1=1_seed0")} == {2, 1}
+    assert {
+        json.loads((out / n / "warmup.json").read_text())["epoch"]
+        for n in ("repr_lr=0.05_schedule.s1=2_seed0", "repr_lr=0.05_schedule.s1=1_seed0")
+    } == {2, 1}
     assert not any((p / "fork.json").exists() for p in out.iterdir() if p.is_dir())
 
 
@@ -455,16 +831,47 @@ def test_a_cell_folder_that_links_to_nothing_is_one_clear_error(tmp_path, capsys
     out = tmp_path / "grid"
     out.mkdir()
     (out / "standard_seed0").symlink_to(tmp_path / "gone", target_is_directory=True)
-    code, _, err = run_cli(["bench", "--methods", "standard", "--dataset", "synthetic", "--model", "c2_8",
-                            "--epochs", "1", "--out", str(out), "--quiet"], capsys)
+    code, _, err = run_cli(
+        [
+            "bench",
+            "--methods",
+            "standard",
+            "--dataset",
+            "synthetic",
+            "--model",
+            "c2_8",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 2 and "which does not exist; fix or remove the link" in err and "Traceback" not in err
     assert (out / "standard_seed0").is_symlink()  # left as it was
 
 
 def test_unfinished_runs_get_their_own_row_and_are_never_averaged_with_finished_ones(tmp_path, capsys):
     out = tmp_path / "grid"
-    argv = ["bench", "--methods", "standard", "--seeds", "0,1", "--dataset", "synthetic", "--model", "c2_8",
-            "--epochs", "2", "--batch-size", "64", "--quiet", "--out", str(out)]
+    argv = [
+        "bench",
+        "--methods",
+        "standard",
+        "--seeds",
+        "0,1",
+        "--dataset",
+        "synthetic",
+        "--model",
+        "c2_8",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     code, _, err = run_cli(argv, capsys)
     assert code == 0, err
     unfinished = out / "standard_seed1"
@@ -479,7 +886,9 @@ def test_unfinished_runs_get_their_own_row_and_are_never_averaged_with_finished_
     assert float(rows["standard"]["final_test_acc_mean"]) == pytest.approx(done["final_test_acc"])
     assert rows["standard (in progress)"]["runs"] == "1/2 unfinished"
     assert rows["standard (in progress)"]["epochs"] == "1 of 2"
-    assert float(rows["standard (in progress)"]["final_test_acc_mean"]) == pytest.approx(json.loads(lines[0])["test_acc"])
+    assert float(rows["standard (in progress)"]["final_test_acc_mean"]) == pytest.approx(
+        json.loads(lines[0])["test_acc"]
+    )
 
 
 def record_epochs(folder, done):
@@ -592,11 +1001,15 @@ def test_a_cell_with_the_fewest_epochs_left_starts_first(tmp_path, monkeypatch):
     def job(name, done=0, leader=None):
         (tmp_path / name).mkdir()
         record_epochs(tmp_path / name, done)
-        return workers.Job(name, RunDir(tmp_path / name), 4, tmp_path / f"{name}.log", lambda: "starts",
-                           leader=leader)
+        return workers.Job(name, RunDir(tmp_path / name), 4, tmp_path / f"{name}.log", lambda: "starts", leader=leader)
 
-    jobs = [job("fresh_a"), job("half", done=2), job("follower", leader="fresh_b"), job("fresh_b"),
-            job("nearly", done=3)]
+    jobs = [
+        job("fresh_a"),
+        job("half", done=2),
+        job("follower", leader="fresh_b"),
+        job("fresh_b"),
+        job("nearly", done=3),
+    ]
     failed = workers.run_jobs(jobs, 1, 1, [], Console(file=io.StringIO()), quiet=True)
     assert failed == []
     assert started == ["nearly", "half", "fresh_a", "fresh_b", "follower"]
@@ -656,10 +1069,35 @@ def test_workers_stop_at_their_last_epoch_when_their_bench_is_killed(tmp_path):
     import time
 
     out = tmp_path / "grid"
-    bench = subprocess.Popen([sys.executable, "-m", "prunekit", "bench", "--methods", "standard", "--seeds", "0,1",
-                              "--dataset", "synthetic", "--model", "c2_8", "--epochs", "500", "--batch-size", "64",
-                              "--quiet", "--jobs", "2", "--threads", "1", "--out", str(out)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    bench = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prunekit",
+            "bench",
+            "--methods",
+            "standard",
+            "--seeds",
+            "0,1",
+            "--dataset",
+            "synthetic",
+            "--model",
+            "c2_8",
+            "--epochs",
+            "500",
+            "--batch-size",
+            "64",
+            "--quiet",
+            "--jobs",
+            "2",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     metrics = [out / f"standard_seed{s}" / "metrics.jsonl" for s in (0, 1)]
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not all(m.exists() and m.read_text().count("\n") >= 1 for m in metrics):
@@ -686,25 +1124,80 @@ def test_a_worker_whose_bench_has_ended_does_not_start(tmp_path, capsys, monkeyp
 
     monkeypatch.setattr(workers.sys, "platform", "elsewhere")  # no parent-death request from the test process
     monkeypatch.setenv(workers.BENCH_PID, "999999999")  # not this process's parent: that bench is gone
-    code, _, err = run_cli(["run", "--method", "standard", "--dataset", "synthetic", "--model", "c2_8", "--epochs", "1",
-                            "--out", str(tmp_path), "--quiet"], capsys)
+    code, _, err = run_cli(
+        [
+            "run",
+            "--method",
+            "standard",
+            "--dataset",
+            "synthetic",
+            "--model",
+            "c2_8",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 2 and "that started this worker has ended" in err and not any(tmp_path.iterdir())
 
 
 def test_an_epochs_axis_gives_each_row_its_own_length(tmp_path, capsys):
     out = tmp_path / "g"
-    code, _, err = run_cli(["bench", "--methods", "standard", "--set", "epochs=1,2", "--seeds", "0", "--dataset",
-                            "synthetic", "--model", "c2_8", "--batch-size", "64", "--quiet", "--out", str(out)], capsys)
+    code, _, err = run_cli(
+        [
+            "bench",
+            "--methods",
+            "standard",
+            "--set",
+            "epochs=1,2",
+            "--seeds",
+            "0",
+            "--dataset",
+            "synthetic",
+            "--model",
+            "c2_8",
+            "--batch-size",
+            "64",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0, err
     rows = {r["method"]: r["epochs"] for r in csv.DictReader((out / "table.csv").open())}
     assert rows == {"standard_epochs=1": "1 of 1", "standard_epochs=2": "2 of 2"}
 
 
-def test_a_run_saved_before_a_field_or_option_existed_is_resumed_and_shared_but_a_changed_value_is_refused(tmp_path,
-                                                                                                          capsys):
+def test_a_run_saved_before_a_field_or_option_existed_is_resumed_and_shared_but_a_changed_value_is_refused(
+    tmp_path, capsys
+):
     out = tmp_path / "grid"
-    grid = ["bench", "--methods", "repr", "--seeds", "0", "--dataset", "synthetic", "--model", "c2_8",
-            "--epochs", "3", "--s1", "1", "--s2", "1", "--batch-size", "64", "--quiet", "--out", str(out)]
+    grid = [
+        "bench",
+        "--methods",
+        "repr",
+        "--seeds",
+        "0",
+        "--dataset",
+        "synthetic",
+        "--model",
+        "c2_8",
+        "--epochs",
+        "3",
+        "--s1",
+        "1",
+        "--s2",
+        "1",
+        "--batch-size",
+        "64",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     code, _, err = run_cli([*grid, "--set", "next_layer=zero"], capsys)
     assert code == 0, err
     path = out / "repr_next_layer=zero_seed0" / "config.json"

@@ -1,24 +1,42 @@
 """The command line: runs, records, resume, listing, and one clear line for bad input."""
+
 import json
 import os
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_cli
 
 from prunekit import registry
-from helpers import run_cli
 from prunekit.cli import _describe as cli_describe
 from prunekit.config import resolve
-from prunekit.errors import PrunekitError
 from prunekit.engine import Callbacks, start_run
+from prunekit.errors import PrunekitError
 
 FAST = ["--dataset", "synthetic", "--model", "c2_8", "--batch-size", "64", "--quiet"]
 
 
 def test_run_writes_a_complete_record(tmp_path, capsys):
-    code, out, err = run_cli(["run", "--method", "repr", "--epochs", "4", "--s1", "1", "--s2", "1",
-                              "--out", str(tmp_path), "--name", "r", *FAST], capsys)
+    code, out, err = run_cli(
+        [
+            "run",
+            "--method",
+            "repr",
+            "--epochs",
+            "4",
+            "--s1",
+            "1",
+            "--s2",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "r",
+            *FAST,
+        ],
+        capsys,
+    )
     assert code == 0, err
     run = tmp_path / "r"
     config = json.loads((run / "config.json").read_text())
@@ -26,11 +44,16 @@ def test_run_writes_a_complete_record(tmp_path, capsys):
     assert config["ranker_args"]["scope"] == "global"  # every default written out
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
-    assert {"train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s", "dropped"} <= set(metrics[0])
+    assert {"train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s", "dropped"} <= set(
+        metrics[0]
+    )
     assert metrics[1]["dropped"]["features.0"] + metrics[1]["dropped"]["features.2"] > 0  # held in epoch 2
     assert all(v == 0 for v in metrics[2]["dropped"].values())  # restored at the start of epoch 3
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
-    assert [(e["epoch"], e["event"]) for e in events] == [(1, "drop"), (2, "restore"), ]
+    assert [(e["epoch"], e["event"]) for e in events] == [
+        (1, "drop"),
+        (2, "restore"),
+    ]
     drop = events[0]  # the ranker's scores are recorded: the dropped filters are the lowest (global scope)
     assert {g: len(v) for g, v in drop["scores"].items()} == drop["sizes"]
     dropped = [v for g, v in drop["scores"].items() for i, v in enumerate(v) if i in drop["dropped"][g]]
@@ -57,8 +80,18 @@ def _strip(rows):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_resume_equals_uninterrupted(tmp_path, optimizer):
-    values = {"method": "repr", "dataset": "synthetic", "model": "c2_8", "epochs": 5, "s1": 1, "s2": 1,
-              "optimizer": optimizer, "momentum": 0.0, "out": str(tmp_path), "batch_size": 64}
+    values = {
+        "method": "repr",
+        "dataset": "synthetic",
+        "model": "c2_8",
+        "epochs": 5,
+        "s1": 1,
+        "s2": 1,
+        "optimizer": optimizer,
+        "momentum": 0.0,
+        "out": str(tmp_path),
+        "batch_size": 64,
+    }
     if optimizer == "sgd":
         values["momentum"] = 0.9
     full = start_run(resolve({**values, "name": "full"}))
@@ -80,8 +113,17 @@ def test_each_start_and_resume_records_its_code_libraries_and_hardware(tmp_path)
     import shutil
     import subprocess
 
-    values = {"method": "repr", "dataset": "synthetic", "model": "c2_8", "epochs": 3, "s1": 1, "s2": 1,
-              "out": str(tmp_path), "name": "r", "batch_size": 64}
+    values = {
+        "method": "repr",
+        "dataset": "synthetic",
+        "model": "c2_8",
+        "epochs": 3,
+        "s1": 1,
+        "s2": 1,
+        "out": str(tmp_path),
+        "name": "r",
+        "batch_size": 64,
+    }
     with pytest.raises(KeyboardInterrupt):
         start_run(resolve(values), callbacks=StopAfter(2))
     start_run(resolve(values), resume=True)
@@ -91,8 +133,11 @@ def test_each_start_and_resume_records_its_code_libraries_and_hardware(tmp_path)
         assert s["torch"] == torch.__version__ and s["python"] == platform.python_version()
         assert s["device"] == "cpu" and s["threads"] == torch.get_num_threads() and s["prunekit"]
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    head = (subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True)
-            if shutil.which("git") else None)
+    head = (
+        subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True)
+        if shutil.which("git")
+        else None
+    )
     if head is not None and head.returncode == 0:  # a checkout: the commit that trained, and whether it was edited
         assert sessions[0]["commit"] == head.stdout.strip() and isinstance(sessions[0]["code_modified"], bool)
     start_run(resolve(values), resume=True)  # finished: nothing trains, no session recorded
@@ -121,8 +166,25 @@ def test_resume_via_cli_and_refusals(tmp_path, capsys):
 def test_config_file_and_overrides(tmp_path, capsys):
     cfg = tmp_path / "my.yaml"
     cfg.write_text("method: repr\nlr: 0.05\nweight_decay: 5e-4\nepochs: 3\ns1: 1\ns2: 1\nnext_layer: random\n")
-    code, _, err = run_cli(["run", "--config", str(cfg), "--lr", "0.003", "--set", "scope=layer",
-                            "--set", "prune_ratio=2.5e-1", "--out", str(tmp_path), "--name", "c", *FAST], capsys)
+    code, _, err = run_cli(
+        [
+            "run",
+            "--config",
+            str(cfg),
+            "--lr",
+            "0.003",
+            "--set",
+            "scope=layer",
+            "--set",
+            "prune_ratio=2.5e-1",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "c",
+            *FAST,
+        ],
+        capsys,
+    )
     assert code == 0, err
     saved = json.loads((tmp_path / "c" / "config.json").read_text())
     assert saved["lr"] == 0.003 and saved["epochs"] == 3
@@ -141,25 +203,40 @@ def test_a_name_is_the_text_typed(tmp_path, capsys):
     assert code == 0 and (tmp_path / "2024-12-01" / "config.json").exists(), err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--method", "nope"], "unknown method 'nope'; valid: magnitude, prune-fpgm, prune-l1, prune-l2, prune-orthogonality, prune-random, prune-taylor, random, repr, repr-author"),
-    (["--model", "nope"], "unknown model 'nope'"),
-    (["--dataset", "nope"], "unknown dataset 'nope'; valid: cifar10, cifar100, folder:*, synthetic"),
-    (["--method", "repr", "--ranker", "nope"], "unknown ranker 'nope'; valid: activation, apoz, fpgm, gradient, hessian, l1, l2, oracle, orthogonality"),
-    (["--method", "repr", "--prune-ratio", "1.2"], "prune_ratio must be in (0, 1)"),
-    (["--method", "repr", "--prune-ratio", "0"], "prune_ratio must be in (0, 1)"),
-    (["--method", "repr", "--s1", "0"], "s1 must be a positive"),
-    (["--method", "repr", "--s2", "-3"], "s2 must be a positive"),
-    (["--epochs", "0"], "epochs must be a positive integer"),
-    (["--method", "repr", "--epochs", "20"], "leaves no room for one RePr cycle"),
-    (["--set", "bogus=1"], "no component of this run takes option 'bogus'"),
-    (["--set", "next_layer"], "--set takes key=value, got 'next_layer'; e.g. --set next_layer=random"),
-    (["--method", "repr", "--set", "next-layer=nope"], "next_layer must be"),
-    (["--method", "repr", "--set", "ranker.bogus=1"], "does not take option(s) bogus; valid:"),
-    (["--method", "repr", "--ranker", "taylor", "--set", "ranker.batches=0"], "batches must be a positive integer, got 0"),
-    (["--method", "repr", "--ranker", "hessian", "--set", "ranker.samples=1.5"], "samples must be a positive integer"),
-    (["--lr", "-1"], "lr must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--method", "nope"],
+            "unknown method 'nope'; valid: magnitude, prune-fpgm, prune-l1, prune-l2, prune-orthogonality, prune-random, prune-taylor, random, repr, repr-author",
+        ),
+        (["--model", "nope"], "unknown model 'nope'"),
+        (["--dataset", "nope"], "unknown dataset 'nope'; valid: cifar10, cifar100, folder:*, synthetic"),
+        (
+            ["--method", "repr", "--ranker", "nope"],
+            "unknown ranker 'nope'; valid: activation, apoz, fpgm, gradient, hessian, l1, l2, oracle, orthogonality",
+        ),
+        (["--method", "repr", "--prune-ratio", "1.2"], "prune_ratio must be in (0, 1)"),
+        (["--method", "repr", "--prune-ratio", "0"], "prune_ratio must be in (0, 1)"),
+        (["--method", "repr", "--s1", "0"], "s1 must be a positive"),
+        (["--method", "repr", "--s2", "-3"], "s2 must be a positive"),
+        (["--epochs", "0"], "epochs must be a positive integer"),
+        (["--method", "repr", "--epochs", "20"], "leaves no room for one RePr cycle"),
+        (["--set", "bogus=1"], "no component of this run takes option 'bogus'"),
+        (["--set", "next_layer"], "--set takes key=value, got 'next_layer'; e.g. --set next_layer=random"),
+        (["--method", "repr", "--set", "next-layer=nope"], "next_layer must be"),
+        (["--method", "repr", "--set", "ranker.bogus=1"], "does not take option(s) bogus; valid:"),
+        (
+            ["--method", "repr", "--ranker", "taylor", "--set", "ranker.batches=0"],
+            "batches must be a positive integer, got 0",
+        ),
+        (
+            ["--method", "repr", "--ranker", "hessian", "--set", "ranker.samples=1.5"],
+            "samples must be a positive integer",
+        ),
+        (["--lr", "-1"], "lr must be a positive number"),
+    ],
+)
 def test_bad_input_gives_one_clear_line(tmp_path, capsys, argv, message):
     code, out, err = run_cli(["run", *argv, "--out", str(tmp_path)], capsys)
     assert code == 2
@@ -190,11 +267,16 @@ def test_missing_data_offline_says_how_to_get_it(tmp_path, capsys, monkeypatch):
     import prunekit.data as data
 
     def offline(name, root, download):
-        raise RuntimeError("Dataset not found or corrupted." if not download else "<urlopen error [Errno -3] Temporary failure in name resolution>")
+        raise RuntimeError(
+            "Dataset not found or corrupted."
+            if not download
+            else "<urlopen error [Errno -3] Temporary failure in name resolution>"
+        )
 
     monkeypatch.setattr(data, "_torchvision_cifar", offline)
-    code, _, err = run_cli(["run", "--dataset", "cifar10", "--data-dir", str(tmp_path / "d"),
-                            "--out", str(tmp_path / "runs")], capsys)
+    code, _, err = run_cli(
+        ["run", "--dataset", "cifar10", "--data-dir", str(tmp_path / "d"), "--out", str(tmp_path / "runs")], capsys
+    )
     assert code == 2 and "prunekit data import" in err and "could not be downloaded" in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
@@ -205,10 +287,15 @@ def test_a_data_folder_that_is_a_file_is_one_line_naming_where_it_came_from(tmp_
     images = tmp_path / "images"
     for split in ("train", "test"):
         (images / split / "cat").mkdir(parents=True)
-    cases = [(["run", "--dataset", "cifar10", "--data-dir", str(taken), "--out", str(tmp_path / "runs")], {}, "--data-dir"),
-             (["data", "import", str(images), "--data-dir", str(taken)], {}, "--data-dir"),
-             (["run", "--dataset", "cifar10", "--out", str(tmp_path / "runs")], {"PRUNEKIT_DATA": str(taken)},
-              "$PRUNEKIT_DATA")]
+    cases = [
+        (["run", "--dataset", "cifar10", "--data-dir", str(taken), "--out", str(tmp_path / "runs")], {}, "--data-dir"),
+        (["data", "import", str(images), "--data-dir", str(taken)], {}, "--data-dir"),
+        (
+            ["run", "--dataset", "cifar10", "--out", str(tmp_path / "runs")],
+            {"PRUNEKIT_DATA": str(taken)},
+            "$PRUNEKIT_DATA",
+        ),
+    ]
     for argv, env, source in cases:
         for key, value in env.items():
             monkeypatch.setenv(key, value)
@@ -227,8 +314,11 @@ def test_list_shows_packages_and_survives_a_broken_plugin(capsys, monkeypatch):
 
     reg = registry.REGISTRY
     reg.discover()
-    monkeypatch.setitem(reg.entries["rankers"], "broken", registry._EntryPointEntry(
-        "broken", "rankers", "nowhere:thing", "thirdparty-pkg", ep=BrokenEP()))
+    monkeypatch.setitem(
+        reg.entries["rankers"],
+        "broken",
+        registry._EntryPointEntry("broken", "rankers", "nowhere:thing", "thirdparty-pkg", ep=BrokenEP()),
+    )
     code, out, err = run_cli(["list"], capsys)
     assert code == 0, err
     assert "broken" in out and "thirdparty-pkg" in out and "no module named nowhere" in out
@@ -262,14 +352,17 @@ def test_cli_beats_config_file_whatever_the_spelling(tmp_path):
     assert cfg.schedule_args["s1"] == 10
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"method": "standard", "schedule": "repr"}, "has no ranker"),
-    ({"optimizer": "adamw", "momentum": 0.9}, "apply to sgd only"),
-    ({"method": "repr", "max_layer_fraction": "abc"}, "bad option value"),
-    ({"lr_milestones": 30}, "lr_milestones must be a list"),
-    ({"seed": -1}, "seed must be a non-negative integer"),
-    ({"augment": "yes"}, "augment must be true or false"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"method": "standard", "schedule": "repr"}, "has no ranker"),
+        ({"optimizer": "adamw", "momentum": 0.9}, "apply to sgd only"),
+        ({"method": "repr", "max_layer_fraction": "abc"}, "bad option value"),
+        ({"lr_milestones": 30}, "lr_milestones must be a list"),
+        ({"seed": -1}, "seed must be a non-negative integer"),
+        ({"augment": "yes"}, "augment must be true or false"),
+    ],
+)
 def test_bad_values_are_one_line_errors(values, message):
     from prunekit.errors import PrunekitError
 
@@ -282,8 +375,15 @@ def test_exclude_accepts_a_single_pattern():
 
 
 def test_a_cut_last_metrics_line_is_ignored_on_resume(tmp_path):
-    values = {"method": "standard", "dataset": "synthetic", "model": "c2_8", "epochs": 3, "out": str(tmp_path),
-              "batch_size": 64, "name": "r"}
+    values = {
+        "method": "standard",
+        "dataset": "synthetic",
+        "model": "c2_8",
+        "epochs": 3,
+        "out": str(tmp_path),
+        "batch_size": 64,
+        "name": "r",
+    }
     with pytest.raises(KeyboardInterrupt):
         start_run(resolve(values), callbacks=StopAfter(1))
     with open(tmp_path / "r" / "metrics.jsonl", "a") as f:
@@ -306,9 +406,23 @@ def test_a_third_party_ranker_plugs_into_the_repr_cycle(tmp_path, monkeypatch):
 
     reg = registry.REGISTRY
     reg.discover()
-    monkeypatch.setitem(reg.entries["rankers"], "maxabs", registry._ObjectEntry("maxabs", "rankers", "MaxAbs", "mypkg", obj=MaxAbs))
-    cfg = resolve({"method": "repr", "ranker": "maxabs", "dataset": "synthetic", "model": "c2_8", "epochs": 3,
-                   "s1": 1, "s2": 1, "batch_size": 64, "out": str(tmp_path), "scope": "layer"})
+    monkeypatch.setitem(
+        reg.entries["rankers"], "maxabs", registry._ObjectEntry("maxabs", "rankers", "MaxAbs", "mypkg", obj=MaxAbs)
+    )
+    cfg = resolve(
+        {
+            "method": "repr",
+            "ranker": "maxabs",
+            "dataset": "synthetic",
+            "model": "c2_8",
+            "epochs": 3,
+            "s1": 1,
+            "s2": 1,
+            "batch_size": 64,
+            "out": str(tmp_path),
+            "scope": "layer",
+        }
+    )
     start_run(cfg)
     events = [json.loads(x) for x in (tmp_path / cfg.run_name / "events.jsonl").read_text().splitlines()]
     assert [len(v) for v in events[0]["dropped"].values()] == [2, 2]  # 30 % of 8 per layer
@@ -336,10 +450,24 @@ def test_a_ranker_with_its_own_select_is_honoured(tmp_path, monkeypatch):
 
     reg = registry.REGISTRY
     reg.discover()
-    monkeypatch.setitem(reg.entries["rankers"], "firsttwo",
-                        registry._ObjectEntry("firsttwo", "rankers", "FirstTwo", "mypkg", obj=FirstTwo))
-    cfg = resolve({"method": "repr", "ranker": "firsttwo", "dataset": "synthetic", "model": "c2_8", "epochs": 3,
-                   "s1": 1, "s2": 1, "batch_size": 64, "out": str(tmp_path)})
+    monkeypatch.setitem(
+        reg.entries["rankers"],
+        "firsttwo",
+        registry._ObjectEntry("firsttwo", "rankers", "FirstTwo", "mypkg", obj=FirstTwo),
+    )
+    cfg = resolve(
+        {
+            "method": "repr",
+            "ranker": "firsttwo",
+            "dataset": "synthetic",
+            "model": "c2_8",
+            "epochs": 3,
+            "s1": 1,
+            "s2": 1,
+            "batch_size": 64,
+            "out": str(tmp_path),
+        }
+    )
     start_run(cfg)
     events = [json.loads(x) for x in (tmp_path / cfg.run_name / "events.jsonl").read_text().splitlines()]
     assert list(events[0]["dropped"].values()) == [[0, 1], [0, 1]] and events[0]["scores"] is None
@@ -348,8 +476,21 @@ def test_a_ranker_with_its_own_select_is_honoured(tmp_path, monkeypatch):
 def test_a_run_being_trained_by_another_process_is_refused_untouched(tmp_path, capsys):
     from prunekit.records import RunDir
 
-    base = ["--method", "standard", "--dataset", "synthetic", "--model", "c2_8", "--epochs", "1",
-            "--out", str(tmp_path), "--name", "busy", "--quiet"]
+    base = [
+        "--method",
+        "standard",
+        "--dataset",
+        "synthetic",
+        "--model",
+        "c2_8",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "busy",
+        "--quiet",
+    ]
     code, _, err = run_cli(["run", *base], capsys)
     assert code == 0, err
     run = RunDir(tmp_path / "busy")
@@ -381,10 +522,17 @@ def test_records_get_the_mode_of_any_new_file(tmp_path, umask):
 
 def test_a_file_where_a_run_folder_must_go_is_one_line_and_stays(tmp_path, capsys):
     (tmp_path / "taken").write_text("mine")
-    cases = [(["run", "--out", str(tmp_path), "--name", "taken", "--epochs", "1", *FAST], "is a file, not a run directory"),
-             (["run", "--out", str(tmp_path / "taken"), "--epochs", "1", *FAST], "a file stands where prunekit needs a folder"),
-             (["bench", "--methods", "standard", "--out", str(tmp_path / "taken"), "--epochs", "1", *FAST],
-              "a file stands where prunekit needs a folder")]
+    cases = [
+        (["run", "--out", str(tmp_path), "--name", "taken", "--epochs", "1", *FAST], "is a file, not a run directory"),
+        (
+            ["run", "--out", str(tmp_path / "taken"), "--epochs", "1", *FAST],
+            "a file stands where prunekit needs a folder",
+        ),
+        (
+            ["bench", "--methods", "standard", "--out", str(tmp_path / "taken"), "--epochs", "1", *FAST],
+            "a file stands where prunekit needs a folder",
+        ),
+    ]
     for argv, message in cases:
         code, _, err = run_cli(argv, capsys)
         assert code == 2 and message in err.replace("\n", " ") and "Traceback" not in err, (argv, err)
@@ -393,8 +541,15 @@ def test_a_file_where_a_run_folder_must_go_is_one_line_and_stays(tmp_path, capsy
 
 
 def test_resume_under_another_setup_warns_and_names_what_changed(tmp_path, capsys):
-    values = {"method": "standard", "dataset": "synthetic", "model": "c2_8", "epochs": 2, "out": str(tmp_path),
-              "name": "r", "batch_size": 64}
+    values = {
+        "method": "standard",
+        "dataset": "synthetic",
+        "model": "c2_8",
+        "epochs": 2,
+        "out": str(tmp_path),
+        "name": "r",
+        "batch_size": 64,
+    }
     with pytest.raises(KeyboardInterrupt):
         start_run(resolve(values), callbacks=StopAfter(1))
     path = tmp_path / "r" / "sessions.jsonl"
@@ -473,15 +628,37 @@ def test_a_components_own_options_are_command_line_options(tmp_path, capsys, mon
 
     reg = registry.REGISTRY
     reg.discover()
-    monkeypatch.setitem(reg.entries["rankers"], "sharp", registry._ObjectEntry("sharp", "rankers", "test:Sharp", "test",
-                                                                                obj=Sharp))
+    monkeypatch.setitem(
+        reg.entries["rankers"], "sharp", registry._ObjectEntry("sharp", "rankers", "test:Sharp", "test", obj=Sharp)
+    )
     monkeypatch.setattr(run_command, "params", list(run_command.params))
     monkeypatch.setattr(run_command, "_components_added", False, raising=False)
     code, out, _ = run_cli(["run", "--help"], capsys)
     help_text = " ".join(out.split())
     assert code == 0 and "--sharpness FLOAT How sharp. [sharp (ranker)]" in help_text and "--s1 INTEGER" in help_text
-    code, out, err = run_cli(["run", "--method", "repr", "--ranker", "sharp", "--sharpness", "2.5", "--epochs", "3", "--s1", "1", "--s2", "1",
-                              *FAST, "--out", str(tmp_path), "--name", "s"], capsys)
+    code, out, err = run_cli(
+        [
+            "run",
+            "--method",
+            "repr",
+            "--ranker",
+            "sharp",
+            "--sharpness",
+            "2.5",
+            "--epochs",
+            "3",
+            "--s1",
+            "1",
+            "--s2",
+            "1",
+            *FAST,
+            "--out",
+            str(tmp_path),
+            "--name",
+            "s",
+        ],
+        capsys,
+    )
     assert code == 0, out + err
     assert json.loads((tmp_path / "s" / "config.json").read_text())["ranker_args"]["sharpness"] == 2.5
     code, _, err = run_cli(["run", "--sharpness", "blunt"], capsys)

@@ -1,5 +1,6 @@
 """Compression: Pruner targets, the cost model against the cut model, held masks, `prunekit export`,
 starting weights (--init-from, --pretrained), and one clear line for bad input."""
+
 import json
 import os
 import subprocess
@@ -10,8 +11,8 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from helpers import run_cli
+
 from prunekit import PrunekitError, registry
 from prunekit.cli import main
 from prunekit.cost import count_macs, count_params
@@ -71,17 +72,17 @@ def _stride2_resnet18():
 
 # one of each family; each builds, drops and exports in about a second on one thread
 ARCHS = {
-    "c3_32": lambda: _non_trivial(_build("c3_32")),                                # plain CNN, flatten -> Linear
-    "resnet20": lambda: _non_trivial(_build("resnet20")),                          # CIFAR residual, 1x1 shortcuts
-    "timm:repvgg_a0-reparam": _reparameterized_repvgg,                             # plain VGG-style 3x3 chain (timm)
-    "timm:lcnet_035": lambda: _non_trivial(_build("timm:lcnet_035")),              # plain depthwise-separable, no skips
-    "timm:resnet18": lambda: _non_trivial(_build("timm:resnet18")),                # residual
+    "c3_32": lambda: _non_trivial(_build("c3_32")),  # plain CNN, flatten -> Linear
+    "resnet20": lambda: _non_trivial(_build("resnet20")),  # CIFAR residual, 1x1 shortcuts
+    "timm:repvgg_a0-reparam": _reparameterized_repvgg,  # plain VGG-style 3x3 chain (timm)
+    "timm:lcnet_035": lambda: _non_trivial(_build("timm:lcnet_035")),  # plain depthwise-separable, no skips
+    "timm:resnet18": lambda: _non_trivial(_build("timm:resnet18")),  # residual
     "timm:mobilenetv2_050": lambda: _non_trivial(_build("timm:mobilenetv2_050")),  # depthwise, inverted res.
     "timm:efficientnet_b0": lambda: _non_trivial(_build("timm:efficientnet_b0")),  # depthwise + squeeze-excite
-    "timm:seresnet18": lambda: _non_trivial(_build("timm:seresnet18")),            # squeeze-excite residual
-    "timm:resnext26ts": lambda: _non_trivial(_build("timm:resnext26ts")),          # grouped conv bottlenecks
-    "timm:regnetx_002": lambda: _non_trivial(_build("timm:regnetx_002")),          # grouped conv (RegNet)
-    "timm:resnet18-stride2-stem": _stride2_resnet18,                               # stride-2 stem + max-pool kept
+    "timm:seresnet18": lambda: _non_trivial(_build("timm:seresnet18")),  # squeeze-excite residual
+    "timm:resnext26ts": lambda: _non_trivial(_build("timm:resnext26ts")),  # grouped conv bottlenecks
+    "timm:regnetx_002": lambda: _non_trivial(_build("timm:regnetx_002")),  # grouped conv (RegNet)
+    "timm:resnet18-stride2-stem": _stride2_resnet18,  # stride-2 stem + max-pool kept
 }
 
 
@@ -138,8 +139,9 @@ def test_layer_scope_reaches_the_target_with_a_uniform_ratio():
     assert counts["macs"] <= 0.5 * pruner.cost.dense["macs"]
     assert counts["macs"] == count_macs(pruner.export(), x[:1])
     cap = ranker.max_layer_fraction
-    fractions = [float(d.float().mean()) for d, g in zip(pruner.dropped, pruner.groups)
-                 if int(d.sum()) < int(cap * g.size)]  # groups below their cap drop round(ratio * size)
+    fractions = [
+        float(d.float().mean()) for d, g in zip(pruner.dropped, pruner.groups) if int(d.sum()) < int(cap * g.size)
+    ]  # groups below their cap drop round(ratio * size)
     assert fractions and max(fractions) - min(fractions) <= 1 / min(g.size for g in pruner.groups)
 
 
@@ -189,9 +191,11 @@ def _trained_one_step():
 
 
 def _all_zero(model, pruner, opt):
-    return all(torch.count_nonzero(t.index_select(dim, pos)) == 0
-               and torch.count_nonzero(opt.state[t]["momentum_buffer"].index_select(dim, pos)) == 0
-               for t, dim, pos in _owner_slices(model, pruner))
+    return all(
+        torch.count_nonzero(t.index_select(dim, pos)) == 0
+        and torch.count_nonzero(opt.state[t]["momentum_buffer"].index_select(dim, pos)) == 0
+        for t, dim, pos in _owner_slices(model, pruner)
+    )
 
 
 def test_held_filters_stay_exactly_zero_through_sgd_momentum():
@@ -234,8 +238,22 @@ def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("compression")
     run = ["run", "--epochs", "1", "--out", str(root), *FAST]
     assert _main([*run, "--method", "standard", "--name", "base"]) == 0
-    assert _main([*run, "--method", "prune-l2", "--init-from", str(root / "base"), "--target-macs", "0.5",
-                  "--name", "pruned"]) == 0
+    assert (
+        _main(
+            [
+                *run,
+                "--method",
+                "prune-l2",
+                "--init-from",
+                str(root / "base"),
+                "--target-macs",
+                "0.5",
+                "--name",
+                "pruned",
+            ]
+        )
+        == 0
+    )
     assert _main(["export", str(root / "pruned"), "--out", str(root / "export"), "--repeats", "1"]) == 0
     return root
 
@@ -290,9 +308,21 @@ def test_model_pt2_runs_in_plain_torch_and_matches_the_masked_model(pipeline, tm
     inputs = [torch.randn(b, 3, SIZE, SIZE) for b in (1, 3)]
     torch.save(inputs, tmp_path / "in.pt")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", BLOCKED_RUNNER, str(pipeline / "export" / "model.pt2"),
-                           str(tmp_path / "in.pt"), str(tmp_path / "out.pt")],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BLOCKED_RUNNER,
+            str(pipeline / "export" / "model.pt2"),
+            str(tmp_path / "in.pt"),
+            str(tmp_path / "out.pt"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     outputs = torch.load(tmp_path / "out.pt")
     masked = _build("c3_32")  # the prune run's last weights, held filters at zero
@@ -307,8 +337,23 @@ def test_model_pt2_runs_in_plain_torch_and_matches_the_masked_model(pipeline, tm
 
 
 def test_a_run_from_an_export_trains_the_smaller_model(pipeline, capsys):
-    code, _, err = run_cli(["run", "--method", "standard", "--epochs", "1", "--init-from", str(pipeline / "export"),
-                            "--out", str(pipeline), "--name", "from_export", *FAST], capsys)
+    code, _, err = run_cli(
+        [
+            "run",
+            "--method",
+            "standard",
+            "--epochs",
+            "1",
+            "--init-from",
+            str(pipeline / "export"),
+            "--out",
+            str(pipeline),
+            "--name",
+            "from_export",
+            *FAST,
+        ],
+        capsys,
+    )
     assert code == 0, err
     summary = _json(pipeline / "from_export" / "summary.json")
     assert summary["params"] == _json(pipeline / "export" / "export.json")["pruned"]["params"]
@@ -336,8 +381,9 @@ def test_export_into_an_existing_folder_needs_overwrite(pipeline, tmp_path, caps
     code, _, err = run_cli(["export", str(pipeline / "pruned"), "--out", str(out), "--repeats", "1"], capsys)
     _one_line_failure(code, err, "already exists", "--overwrite")
     assert _snapshot(out) == before
-    code, _, err = run_cli(["export", str(pipeline / "pruned"), "--out", str(out), "--repeats", "1", "--overwrite"],
-                           capsys)
+    code, _, err = run_cli(
+        ["export", str(pipeline / "pruned"), "--out", str(out), "--repeats", "1", "--overwrite"], capsys
+    )
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["export.json", "model.pt2", "pruned.pt"]
     assert _json(out / "export.json")["pruned"] == _json(pipeline / "export" / "export.json")["pruned"]
@@ -345,8 +391,9 @@ def test_export_into_an_existing_folder_needs_overwrite(pipeline, tmp_path, caps
 
 
 def test_export_of_a_run_without_held_filters_writes_the_dense_model(pipeline, tmp_path, capsys):
-    code, _, err = run_cli(["export", str(pipeline / "base"), "--out", str(tmp_path / "dense"), "--repeats", "1"],
-                           capsys)
+    code, _, err = run_cli(
+        ["export", str(pipeline / "base"), "--out", str(tmp_path / "dense"), "--repeats", "1"], capsys
+    )
     assert code == 0, err
     report = _json(tmp_path / "dense" / "export.json")
     assert report["filters_removed"] == 0 and report["pruned"] == report["dense"]
@@ -373,18 +420,24 @@ def test_a_failed_export_leaves_no_half_written_folder(pipeline, tmp_path, monke
     assert _snapshot(old) == {"export.json": b"{}"} and [p.name for p in tmp_path.iterdir()] == ["old"]
 
 
-@pytest.mark.parametrize("extra,words", [
-    (["--target-macs", "1.5"], ["--target-macs must be in (0, 1)", "got 1.5"]),
-    (["--target-macs", "0.5", "--target-params", "0.5"], ["one of --target-macs and --target-params"]),
-    (["--target-macs", "0.01", "--max-layer-fraction", "0.5"], ["cannot keep only 0.01", "keeps at least"]),
-    (["--init-from", "/nonexistent"], ["--init-from /nonexistent: no such file or folder"]),
-    (["--pretrained"], ["model c3_32 has no published weights"]),
-    (["--pretrained", "/nonexistent.pth", "--model", "timm:test_resnet"],
-     ["--pretrained /nonexistent.pth: no such file"]),
-])
+@pytest.mark.parametrize(
+    "extra,words",
+    [
+        (["--target-macs", "1.5"], ["--target-macs must be in (0, 1)", "got 1.5"]),
+        (["--target-macs", "0.5", "--target-params", "0.5"], ["one of --target-macs and --target-params"]),
+        (["--target-macs", "0.01", "--max-layer-fraction", "0.5"], ["cannot keep only 0.01", "keeps at least"]),
+        (["--init-from", "/nonexistent"], ["--init-from /nonexistent: no such file or folder"]),
+        (["--pretrained"], ["model c3_32 has no published weights"]),
+        (
+            ["--pretrained", "/nonexistent.pth", "--model", "timm:test_resnet"],
+            ["--pretrained /nonexistent.pth: no such file"],
+        ),
+    ],
+)
 def test_bad_compression_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, words):
-    code, _, err = run_cli(["run", "--method", "prune-l2", "--epochs", "1", "--out", str(tmp_path), "--name", "r",
-                            *FAST, *extra], capsys)
+    code, _, err = run_cli(
+        ["run", "--method", "prune-l2", "--epochs", "1", "--out", str(tmp_path), "--name", "r", *FAST, *extra], capsys
+    )
     _one_line_failure(code, err, *words)
     assert not (tmp_path / "r").exists()
 
@@ -392,10 +445,27 @@ def test_bad_compression_input_is_one_line_and_writes_nothing(tmp_path, capsys, 
 def test_init_from_weights_of_another_architecture_is_one_line(tmp_path, capsys):
     torch.save(_build("c2_8").state_dict(), tmp_path / "other.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
-    for path, words in [(tmp_path / "other.pt", ["do not fit model c3_32"]),
-                        (tmp_path / "junk.pt", ["cannot read weights from"])]:
-        code, _, err = run_cli(["run", "--method", "standard", "--epochs", "1", "--init-from", str(path),
-                                "--out", str(tmp_path), "--name", "r", *FAST], capsys)
+    for path, words in [
+        (tmp_path / "other.pt", ["do not fit model c3_32"]),
+        (tmp_path / "junk.pt", ["cannot read weights from"]),
+    ]:
+        code, _, err = run_cli(
+            [
+                "run",
+                "--method",
+                "standard",
+                "--epochs",
+                "1",
+                "--init-from",
+                str(path),
+                "--out",
+                str(tmp_path),
+                "--name",
+                "r",
+                *FAST,
+            ],
+            capsys,
+        )
         _one_line_failure(code, err, *words)
         assert not (tmp_path / "r").exists()
 
@@ -415,8 +485,17 @@ def test_init_from_a_state_dict_file_or_a_run_folder_sets_the_epoch_0_weights(pi
     base = torch.load(pipeline / "base" / "checkpoint.pt", weights_only=True)["model"]
     example = torch.zeros(1, 3, SIZE, SIZE)
     for path, expected in [(tmp_path / "plain.pt", state), (tmp_path / "wrapped.pt", state), (pipeline / "base", base)]:
-        cfg = resolve({"method": "standard", "model": "c3_32", "dataset": "synthetic", "epochs": 1,
-                       "init_from": str(path), "out": str(tmp_path), "name": "r"})
+        cfg = resolve(
+            {
+                "method": "standard",
+                "model": "c3_32",
+                "dataset": "synthetic",
+                "epochs": 1,
+                "init_from": str(path),
+                "out": str(tmp_path),
+                "name": "r",
+            }
+        )
         torch.manual_seed(0)
         fresh = _build("c3_32")
         assert not torch.equal(fresh.features[0].weight, expected["features.0.weight"])

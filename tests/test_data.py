@@ -1,4 +1,5 @@
 """Dataset import, in-memory batches and batched augmentation."""
+
 import tarfile
 from pathlib import Path
 
@@ -91,8 +92,16 @@ def test_import_real_cifar10_copy(tmp_path):
 
 def test_batches_normalise_and_cover_the_set():
     data = synthetic(n_train=100, n_test=10)
-    b = Batches(data.train_x, data.train_y, 32, data.mean, data.std, device=torch.device("cpu"),
-                shuffle=True, generator=torch.Generator().manual_seed(0))
+    b = Batches(
+        data.train_x,
+        data.train_y,
+        32,
+        data.mean,
+        data.std,
+        device=torch.device("cpu"),
+        shuffle=True,
+        generator=torch.Generator().manual_seed(0),
+    )
     seen = torch.cat([y for _, y in b])
     assert len(b) == 4 and sorted(seen.tolist()) == sorted(data.train_y.tolist())
     x, _ = next(iter(Batches(data.train_x, data.train_y, 100, data.mean, data.std, device=torch.device("cpu"))))
@@ -102,21 +111,42 @@ def test_batches_normalise_and_cover_the_set():
 
 def test_augmentation_is_a_padded_crop_or_its_mirror():
     x = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
-    b = Batches(x, torch.zeros(64, dtype=torch.long), 64, (0, 0, 0), (1 / 255,) * 3, device=torch.device("cpu"),
-                augment=True, pad=2, generator=torch.Generator().manual_seed(0))
+    b = Batches(
+        x,
+        torch.zeros(64, dtype=torch.long),
+        64,
+        (0, 0, 0),
+        (1 / 255,) * 3,
+        device=torch.device("cpu"),
+        augment=True,
+        pad=2,
+        generator=torch.Generator().manual_seed(0),
+    )
     out, _ = next(iter(b))
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2)).float()
     flips = 0
     for i in range(64):
-        windows = [padded[i, :, dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)]
+        windows = [padded[i, :, dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)]
         plain = any(torch.equal(out[i], w) for w in windows)
         mirrored = any(torch.equal(out[i], w.flip(2)) for w in windows)
         assert plain or mirrored
         flips += mirrored and not plain
     assert 10 < flips < 54  # about half are mirrored
-    again, _ = next(iter(Batches(x, torch.zeros(64, dtype=torch.long), 64, (0, 0, 0), (1 / 255,) * 3,
-                                 device=torch.device("cpu"), augment=True, pad=2,
-                                 generator=torch.Generator().manual_seed(0))))
+    again, _ = next(
+        iter(
+            Batches(
+                x,
+                torch.zeros(64, dtype=torch.long),
+                64,
+                (0, 0, 0),
+                (1 / 255,) * 3,
+                device=torch.device("cpu"),
+                augment=True,
+                pad=2,
+                generator=torch.Generator().manual_seed(0),
+            )
+        )
+    )
     assert torch.equal(out, again)  # same seed, same augmentation
 
 
@@ -125,17 +155,27 @@ def test_an_epochs_random_numbers_come_in_the_order_runs_have_always_drawn_them(
     stream its earlier epochs drew from (the last batch is short)."""
     n, size, pad = 70, 32, 2
     x = torch.randint(0, 256, (n, 3, 6, 6), dtype=torch.uint8)
-    b = Batches(x, torch.arange(n), size, (0, 0, 0), (1 / 255,) * 3, device=torch.device("cpu"), shuffle=True,
-                augment=True, pad=pad, generator=torch.Generator().manual_seed(3))
+    b = Batches(
+        x,
+        torch.arange(n),
+        size,
+        (0, 0, 0),
+        (1 / 255,) * 3,
+        device=torch.device("cpu"),
+        shuffle=True,
+        augment=True,
+        pad=pad,
+        generator=torch.Generator().manual_seed(3),
+    )
     got = list(b)
     gen = torch.Generator().manual_seed(3)
     order = torch.randperm(n, generator=gen)
     padded = torch.nn.functional.pad(x, (pad,) * 4).float()
     for (xb, yb), start in zip(got, range(0, n, size), strict=True):
-        idx = order[start:start + size]
+        idx = order[start : start + size]
         shift = torch.randint(0, 2 * pad + 1, (2, len(idx)), generator=gen)
         flip = torch.rand(len(idx), generator=gen) < 0.5
         assert torch.equal(yb, idx)
         for i, j in enumerate(idx.tolist()):
-            window = padded[j, :, shift[0, i]:shift[0, i] + 6, shift[1, i]:shift[1, i] + 6]
+            window = padded[j, :, shift[0, i] : shift[0, i] + 6, shift[1, i] : shift[1, i] + 6]
             assert torch.equal(xb[i], window.flip(2) if flip[i] else window)

@@ -1,4 +1,5 @@
 """Data-driven rankers: known answers on hand-made models, and nothing disturbed."""
+
 import json
 
 import pytest
@@ -17,9 +18,15 @@ NAMES = ["activation", "apoz", "gradient", "taylor", "hessian", "oracle"]
 def _ctx(model, groups, seed=0, n=64):
     g = torch.Generator().manual_seed(seed)
     data = [(torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g)) for _ in range(3)]
-    return RankContext(model, groups, [torch.zeros(gr.size, dtype=torch.bool) for gr in groups],
-                       torch.Generator().manual_seed(0), lambda k: iter(data[:k]), F.cross_entropy,
-                       torch.device("cpu"))
+    return RankContext(
+        model,
+        groups,
+        [torch.zeros(gr.size, dtype=torch.bool) for gr in groups],
+        torch.Generator().manual_seed(0),
+        lambda k: iter(data[:k]),
+        F.cross_entropy,
+        torch.device("cpu"),
+    )
 
 
 def _model():
@@ -43,7 +50,7 @@ def test_a_dead_filter_ranks_last(name):
 def test_a_filter_the_classifier_ignores_ranks_last(name):
     model, groups = _model()
     with torch.no_grad():
-        model.classifier.weight[:, 21 * 64:22 * 64] = 0  # conv3 channel 21 feeds nothing
+        model.classifier.weight[:, 21 * 64 : 22 * 64] = 0  # conv3 channel 21 feeds nothing
     scores = registry.get("rankers", name).build(name, batches=2).scores(_ctx(model, groups))
     assert scores[2][21].abs() < 1e-6
     if name == "oracle":  # a loss change can be negative on an untrained net: 21 ranks below every filter that matters
@@ -60,9 +67,15 @@ def test_hessian_ranker_matches_the_exact_hessian_diagonal():
     model = torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(), head)
     groups = build_groups(model, torch.zeros(1, 3, 8, 8))
     x, y = torch.randn(6, 3, 8, 8), torch.randint(0, 5, (6,))
-    ctx = RankContext(model, groups, [torch.zeros(g.size, dtype=torch.bool) for g in groups],
-                      torch.Generator().manual_seed(0), lambda k: iter([(x, y)][:k]), F.cross_entropy,
-                      torch.device("cpu"))
+    ctx = RankContext(
+        model,
+        groups,
+        [torch.zeros(g.size, dtype=torch.bool) for g in groups],
+        torch.Generator().manual_seed(0),
+        lambda k: iter([(x, y)][:k]),
+        F.cross_entropy,
+        torch.device("cpu"),
+    )
     estimate = registry.get("rankers", "hessian").build("hessian", batches=1, samples=3000).scores(ctx)[0]
 
     with torch.no_grad():
@@ -116,8 +129,14 @@ def test_in_place_activations_do_not_change_the_scores_and_stay_in_place(name):
     import copy
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(4, 4, 3, padding=1),
-                          nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(4 * 8 * 8, 10))
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Flatten(),
+        nn.Linear(4 * 8 * 8, 10),
+    )
     plain = copy.deepcopy(model)
     for m in plain.modules():
         if isinstance(m, nn.ReLU):
@@ -136,9 +155,21 @@ def test_data_rankers_inside_a_run(tmp_path):
 
     drops, first_epochs = {}, {}
     for batches in (1, 2):
-        cfg = resolve({"method": "repr", "ranker": "taylor", "dataset": "synthetic", "model": "c2_8", "epochs": 3,
-                       "s1": 1, "s2": 1, "batch_size": 64, "out": str(tmp_path), "name": f"b{batches}",
-                       "ranker.batches": batches})
+        cfg = resolve(
+            {
+                "method": "repr",
+                "ranker": "taylor",
+                "dataset": "synthetic",
+                "model": "c2_8",
+                "epochs": 3,
+                "s1": 1,
+                "s2": 1,
+                "batch_size": 64,
+                "out": str(tmp_path),
+                "name": f"b{batches}",
+                "ranker.batches": batches,
+            }
+        )
         assert start_run(cfg)["events"] == 2
         run = tmp_path / f"b{batches}"
         drops[batches] = next(json.loads(line) for line in (run / "events.jsonl").open())
@@ -157,8 +188,15 @@ def test_data_rankers_on_coupled_groups(arch):
     model = registry.get("models", arch)(num_classes=10, in_channels=3, image_size=32)
     groups = build_groups(model, torch.zeros(1, 3, 32, 32))
     data = [(torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,)))]
-    ctx = RankContext(model, groups, [torch.zeros(g.size, dtype=torch.bool) for g in groups],
-                      torch.Generator().manual_seed(0), lambda k: iter(data[:k]), F.cross_entropy, torch.device("cpu"))
+    ctx = RankContext(
+        model,
+        groups,
+        [torch.zeros(g.size, dtype=torch.bool) for g in groups],
+        torch.Generator().manual_seed(0),
+        lambda k: iter(data[:k]),
+        F.cross_entropy,
+        torch.device("cpu"),
+    )
     for name in ("activation", "taylor", "hessian"):
         scores = registry.get("rankers", name).build(name, batches=1).scores(ctx)
         assert [len(s) for s in scores] == [g.size for g in groups]

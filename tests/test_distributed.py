@@ -1,4 +1,5 @@
 """torchrun on the CPU (gloo, 2 ranks): the ranks stay one run, agree with one process, and resume."""
+
 import json
 import os
 import signal
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import run_cli
+
 from prunekit import distributed
 from prunekit.data import Batches, synthetic
 from prunekit.errors import PrunekitError
@@ -33,14 +34,31 @@ def read_jsonl(path):
 def test_shards_of_each_batch_make_up_the_one_process_batch(augment):
     data = synthetic(n_train=70)
     kw = dict(device=torch.device("cpu"), shuffle=True, augment=augment)
-    whole = list(Batches(data.train_x, data.train_y, 32, data.mean, data.std, generator=torch.Generator().manual_seed(5), **kw))
-    parts = [list(Batches(data.train_x, data.train_y, 32, data.mean, data.std, generator=torch.Generator().manual_seed(5),
-                          shard=(rank, 3), **kw)) for rank in range(3)]
+    whole = list(
+        Batches(data.train_x, data.train_y, 32, data.mean, data.std, generator=torch.Generator().manual_seed(5), **kw)
+    )
+    parts = [
+        list(
+            Batches(
+                data.train_x,
+                data.train_y,
+                32,
+                data.mean,
+                data.std,
+                generator=torch.Generator().manual_seed(5),
+                shard=(rank, 3),
+                **kw,
+            )
+        )
+        for rank in range(3)
+    ]
     assert len(whole) == 3 and [len(p) for p in parts] == [3, 3, 3]  # 32 + 32 + 6: the last batch is shared too...
     for i, (xb, yb) in enumerate(whole):
         assert torch.equal(torch.cat([p[i][0] for p in parts]), xb)
         assert torch.equal(torch.cat([p[i][1] for p in parts]), yb)
-    two = list(Batches(data.train_x[:65], data.train_y[:65], 32, data.mean, data.std, shard=(1, 2), device=torch.device("cpu")))
+    two = list(
+        Batches(data.train_x[:65], data.train_y[:65], 32, data.mean, data.std, shard=(1, 2), device=torch.device("cpu"))
+    )
     assert len(two) == 2  # ...while a last batch of 1 image, fewer than the ranks, is left out on all of them
 
 
@@ -51,8 +69,27 @@ def test_batch_must_divide_among_ranks():
 
 
 def test_resume_under_another_world_size_is_refused(tmp_path, capsys):
-    code, _, _ = run_cli(["run", "--method", "standard", "--epochs", "2", "--dataset", "synthetic", "--model", "c2_8",
-                          "--batch-size", "64", "--quiet", "--out", str(tmp_path), "--name", "r"], capsys)
+    code, _, _ = run_cli(
+        [
+            "run",
+            "--method",
+            "standard",
+            "--epochs",
+            "2",
+            "--dataset",
+            "synthetic",
+            "--model",
+            "c2_8",
+            "--batch-size",
+            "64",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "r",
+        ],
+        capsys,
+    )
     assert code == 0
     config = tmp_path / "r" / "config.json"
     saved = json.loads(config.read_text())
@@ -77,8 +114,13 @@ def test_two_ranks_take_identical_pruning_steps(tmp_path):
     """After every drop and restore, both ranks hold bitwise-identical parameters, buffers, masks and
     optimizer state, and agreed before rank 0's state was broadcast (no warning): a weight ranker
     with random re-init (repr) and a data ranker (taylor)."""
-    result = subprocess.run(TORCHRUN + [str(HERE / "ddp_worker.py"), str(tmp_path), "repr", "prune-taylor"],
-                            env=ENV, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        TORCHRUN + [str(HERE / "ddp_worker.py"), str(tmp_path), "repr", "prune-taylor"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     ranks = [json.loads((tmp_path / f"digests_rank{r}.json").read_text()) for r in (0, 1)]
     for method, events in (("repr", ["drop", "restore"]), ("prune-taylor", ["drop"])):
@@ -97,8 +139,13 @@ def test_two_ranks_match_one_process_and_resume_after_a_rank_dies(tmp_path):
     Then a 2-rank run whose rank 1 is killed resumes under torchrun and ends with exactly the records
     of the uninterrupted one."""
     args = ["--method", "repr", "--s1", "1", "--s2", "1", "--out", str(tmp_path)]
-    one = subprocess.run([sys.executable] + RUN + args + ["--epochs", "4", "--name", "one"], env=ENV,
-                         capture_output=True, text=True, timeout=300)
+    one = subprocess.run(
+        [sys.executable] + RUN + args + ["--epochs", "4", "--name", "one"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr[-2000:]
     two = torchrun(RUN + args + ["--epochs", "4", "--name", "two"], tmp_path)
     assert two.returncode == 0, two.stderr[-2000:]
@@ -117,8 +164,14 @@ def test_two_ranks_match_one_process_and_resume_after_a_rank_dies(tmp_path):
     epochs = ["--epochs", "60"]
     full = torchrun(RUN + args + epochs + ["--name", "full"], tmp_path)
     assert full.returncode == 0, full.stderr[-2000:]
-    proc = subprocess.Popen(TORCHRUN + RUN + args + epochs + ["--name", "cut"], cwd=tmp_path, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        TORCHRUN + RUN + args + epochs + ["--name", "cut"],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     metrics = tmp_path / "cut" / "metrics.jsonl"
     deadline = time.monotonic() + 240
     while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):

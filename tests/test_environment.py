@@ -1,4 +1,5 @@
 """What a run records of the code and machine that trained it (prunekit/environment.py)."""
+
 import shutil
 import subprocess
 
@@ -13,8 +14,9 @@ needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not i
 
 
 def git(cwd, *args):
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True, capture_output=True
+    )
 
 
 @needs_git
@@ -57,17 +59,30 @@ def test_bf16_support_is_read_from_x86_flags_or_arm_features():
 
 
 def test_changes_name_what_can_move_a_runs_numbers_and_ignore_timing():
-    before = {"from_epoch": 0, "prunekit": "0.1.0", "commit": "a" * 40, "code_modified": False, "torch": "2.14.1",
-              "device": "cpu", "cpu": "AMD EPYC", "threads": 2, "time": "2026-12-01T00:00:00Z"}
+    before = {
+        "from_epoch": 0,
+        "prunekit": "0.1.0",
+        "commit": "a" * 40,
+        "code_modified": False,
+        "torch": "2.14.1",
+        "device": "cpu",
+        "cpu": "AMD EPYC",
+        "threads": 2,
+        "time": "2026-12-01T00:00:00Z",
+    }
     assert environment.changes(before, {**before, "from_epoch": 5, "threads": 1, "time": "later"}) == []
     assert environment.changes(before, {**before, "commit": "b" * 40}) == ["commit aaaaaaa -> bbbbbbb"]
     assert environment.changes(before, {**before, "code_modified": True}) == [
-        "uncommitted changes to prunekit's code now"]
+        "uncommitted changes to prunekit's code now"
+    ]
     assert environment.changes({**before, "code_modified": True}, before) == [
-        "uncommitted changes to prunekit's code then"]
+        "uncommitted changes to prunekit's code then"
+    ]
     assert environment.changes(before, {**before, "commit": None}) == []  # a wheel install: no commit to compare
     assert environment.changes(before, {**before, "device": "cuda:0", "gpu": "H200"}) == [
-        "device cpu -> cuda:0", "GPU none -> H200"]
+        "device cpu -> cuda:0",
+        "GPU none -> H200",
+    ]
     on_gpu = {**before, "device": "cuda:0", "gpu": "H200"}
     assert environment.changes(on_gpu, {**on_gpu, "cpu": "Intel Xeon"}) == []  # the host of a GPU run is not the math
     assert environment.changes(before, {**before, "cpu": "Intel Xeon"}) == ["CPU AMD EPYC -> Intel Xeon"]
@@ -76,9 +91,13 @@ def test_changes_name_what_can_move_a_runs_numbers_and_ignore_timing():
 @pytest.fixture
 def cuda_flags_restored():
     """configure_cuda sets process-wide flags (it needs no GPU to set them); put them back for other tests."""
-    flags = [(torch.backends.cudnn.conv, "fp32_precision"), (torch.backends.cudnn.rnn, "fp32_precision"),
-             (torch.backends.cuda.matmul, "fp32_precision"), (torch.backends.cudnn, "deterministic"),
-             (torch.backends.cudnn, "benchmark")]
+    flags = [
+        (torch.backends.cudnn.conv, "fp32_precision"),
+        (torch.backends.cudnn.rnn, "fp32_precision"),
+        (torch.backends.cuda.matmul, "fp32_precision"),
+        (torch.backends.cudnn, "deterministic"),
+        (torch.backends.cudnn, "benchmark"),
+    ]
     saved = [getattr(owner, name) for owner, name in flags]
     yield
     for (owner, name), value in zip(flags, saved):

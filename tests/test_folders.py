@@ -1,13 +1,14 @@
 """Streamed image folders (``--dataset folder:PATH``): layout, transforms, sharding and bad input."""
+
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import run_cli
 from PIL import Image
 
-from helpers import run_cli
 from prunekit.errors import PrunekitError
 from prunekit.folders import FolderData, ShardedBatchSampler
 from prunekit.models.timm_models import default_image_size
@@ -30,9 +31,33 @@ def make_folder(root: Path, test_split: str = "val", per_class: tuple[int, int] 
 
 def test_folder_run_trains_streams_and_records(tmp_path, capsys):
     data = make_folder(tmp_path / "imgs", test_split="test")
-    code, out, err = run_cli(["run", "--method", "standard", "--model", "c2_8", "--dataset", f"folder:{data}",
-                              "--image-size", "16", "--workers", "1", "--epochs", "2", "--batch-size", "6", "--lr", "0.05",
-                              "--quiet", "--out", str(tmp_path / "runs"), "--name", "f"], capsys)
+    code, out, err = run_cli(
+        [
+            "run",
+            "--method",
+            "standard",
+            "--model",
+            "c2_8",
+            "--dataset",
+            f"folder:{data}",
+            "--image-size",
+            "16",
+            "--workers",
+            "1",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "6",
+            "--lr",
+            "0.05",
+            "--quiet",
+            "--out",
+            str(tmp_path / "runs"),
+            "--name",
+            "f",
+        ],
+        capsys,
+    )
     assert code == 0, out + err
     summary = json.loads((tmp_path / "runs" / "f" / "summary.json").read_text())
     assert summary["data_source"].endswith("(streamed)")
@@ -46,7 +71,9 @@ def test_train_and_eval_transforms_give_the_image_size(tmp_path):
     data = FolderData(make_folder(tmp_path / "imgs"), image_size=12, workers=0)
     assert data.classes == CLASSES and data.shape == (3, 12, 12) and data.train_size == 18
     for split in ("train", "test"):
-        xb, yb = next(iter(data.batches(split, 4, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))))
+        xb, yb = next(
+            iter(data.batches(split, 4, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0)))
+        )
         assert xb.shape == (4, 3, 12, 12) and xb.dtype == torch.float32 and yb.dtype == torch.long
         assert -3 < float(xb.mean()) < 3  # normalised, not 0..255
 
@@ -55,17 +82,22 @@ def test_same_generator_same_batches_and_shards_partition_each_batch():
     whole = list(ShardedBatchSampler(10, 4, shuffle=True, generator=torch.Generator().manual_seed(1)))
     again = list(ShardedBatchSampler(10, 4, shuffle=True, generator=torch.Generator().manual_seed(1)))
     assert whole == again and sorted(i for b in whole for i in b) == list(range(10))
-    parts = [list(ShardedBatchSampler(10, 4, shuffle=True, generator=torch.Generator().manual_seed(1), shard=(r, 2)))
-             for r in (0, 1)]
+    parts = [
+        list(ShardedBatchSampler(10, 4, shuffle=True, generator=torch.Generator().manual_seed(1), shard=(r, 2)))
+        for r in (0, 1)
+    ]
     assert [p0 + p1 for p0, p1 in zip(*parts)] == whole
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("bad_image", "is not a readable image"),
-    ("class_missing", "train and val have different classes (in one only: emu)"),
-    ("no_test_split", "must hold train/<class>/* and val/<class>/* (or test/<class>/*)"),
-    ("empty_class", "each split needs <class>/<image> files"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("bad_image", "is not a readable image"),
+        ("class_missing", "train and val have different classes (in one only: emu)"),
+        ("no_test_split", "must hold train/<class>/* and val/<class>/* (or test/<class>/*)"),
+        ("empty_class", "each split needs <class>/<image> files"),
+    ],
+)
 def test_bad_folders_get_one_line_before_training(tmp_path, capsys, damage, message):
     data = make_folder(tmp_path / "imgs")
     if damage == "bad_image":
@@ -80,8 +112,25 @@ def test_bad_folders_get_one_line_before_training(tmp_path, capsys, damage, mess
     elif damage == "empty_class":
         for f in (data / "train" / "cat").iterdir():
             f.unlink()
-    code, out, err = run_cli(["run", "--model", "c2_8", "--dataset", f"folder:{data}", "--image-size", "16",
-                              "--workers", "0", "--epochs", "1", "--quiet", "--out", str(tmp_path / "runs")], capsys)
+    code, out, err = run_cli(
+        [
+            "run",
+            "--model",
+            "c2_8",
+            "--dataset",
+            f"folder:{data}",
+            "--image-size",
+            "16",
+            "--workers",
+            "0",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+            str(tmp_path / "runs"),
+        ],
+        capsys,
+    )
     text = " ".join((out + err).split())
     assert code == 2 and message in text and "Traceback" not in text
     assert not (tmp_path / "runs").exists()  # nothing written

@@ -1,4 +1,5 @@
 """Filter groups come from the dependency graph with every slice a filter owns."""
+
 import signal
 
 import pytest
@@ -20,11 +21,19 @@ def test_c3_32_groups_name_every_slice():
     assert [g.name for g in groups] == ["features.0", "features.2", "features.4"]
     assert all(g.size == 32 for g in groups)
     first = _by_name(groups[0])
-    assert set(first) == {("features.0.weight", "owner"), ("features.0.bias", "owner"), ("features.2.weight", "consumer")}
+    assert set(first) == {
+        ("features.0.weight", "owner"),
+        ("features.0.bias", "owner"),
+        ("features.2.weight", "consumer"),
+    }
     assert first[("features.0.weight", "owner")].dim == 0
     assert first[("features.2.weight", "consumer")].dim == 1
     last = _by_name(groups[2])
-    assert set(last) == {("features.4.weight", "owner"), ("features.4.bias", "owner"), ("classifier.weight", "consumer")}
+    assert set(last) == {
+        ("features.4.weight", "owner"),
+        ("features.4.bias", "owner"),
+        ("classifier.weight", "consumer"),
+    }
     linear = last[("classifier.weight", "consumer")]
     assert linear.dim == 1 and len(linear.index) == 32 * 32 * 32
     # channel k of conv3 owns Linear inputs 1024k ... 1024k + 1023 (after the flatten)
@@ -37,7 +46,9 @@ def test_c3_32_groups_name_every_slice():
 def test_resnet20_residual_channels_form_one_group():
     model = resnet20()
     groups = build_groups(model, torch.zeros(1, 3, 32, 32))
-    stem = next(g for g in groups if g.name == "conv1" or "conv1.weight" in [s.name for s in g.slices if s.role == "owner"])
+    stem = next(
+        g for g in groups if g.name == "conv1" or "conv1.weight" in [s.name for s in g.slices if s.role == "owner"]
+    )
     owners = {s.name for s in stem.slices if s.role == "owner"}
     consumers = {s.name for s in stem.slices if s.role == "consumer"}
     # the stem and every stage-1 block's second conv add into the same 16 channels
@@ -50,7 +61,11 @@ def test_resnet20_residual_channels_form_one_group():
     assert {"bn1.running_mean", "bn1.running_var"} <= states
     # inner block convs are groups of their own, with their BN
     inner = next(g for g in groups if g.name == "layers.0.conv1")
-    assert {s.name for s in inner.slices if s.role == "owner"} == {"layers.0.conv1.weight", "layers.0.bn1.weight", "layers.0.bn1.bias"}
+    assert {s.name for s in inner.slices if s.role == "owner"} == {
+        "layers.0.conv1.weight",
+        "layers.0.bn1.weight",
+        "layers.0.bn1.bias",
+    }
     assert [s.name for s in inner.slices if s.role == "consumer"] == ["layers.0.conv2.weight"]
     # the last stage feeds the classifier, which is never an owner
     last = next(g for g in groups if "fc.weight" in {s.name for s in g.slices})
@@ -68,8 +83,9 @@ def test_exclude_first_and_patterns():
     # a pattern may name a BN module of the group, or a group that exclude_first leaves out anyway
     net = resnet20()
     spared = build_groups(net, torch.zeros(1, 3, 32, 32), exclude=["bn1", "layers.0.bn2"], exclude_first=True)
-    assert spared.excluded and not any(s.module in {"bn1", "layers.0.bn2"}
-                                       for g in spared for s in g.slices if s.role == "owner")
+    assert spared.excluded and not any(
+        s.module in {"bn1", "layers.0.bn2"} for g in spared for s in g.slices if s.role == "owner"
+    )
     with pytest.raises(PrunekitError, match=r"exclude pattern\(s\) feature\.0 match no module .*features\.0"):
         build_groups(model, torch.zeros(1, 3, 32, 32), exclude=["features.4", "feature.0"])  # a typo, not a no-op
 
@@ -114,13 +130,18 @@ def test_a_failed_graph_build_says_whether_the_model_or_torch_pruning_failed(mon
                 raise ValueError(f"needs 8x8 inputs, got {tuple(x.shape)}")
             return self.fc(torch.flatten(self.conv(x), 1))
 
-    with pytest.raises(PrunekitError, match=r"Fixed cannot run on an input of shape \(1, 3, 16, 16\) \(needs 8x8 inputs"):
+    with pytest.raises(
+        PrunekitError, match=r"Fixed cannot run on an input of shape \(1, 3, 16, 16\) \(needs 8x8 inputs"
+    ):
         build_groups(Fixed(), torch.zeros(1, 3, 16, 16))
 
     def broken(self, model, example_inputs, **kw):
         raise TypeError("unsupported operand type(s) for +: 'int' and 'NoneType'")
 
     monkeypatch.setattr(tp.DependencyGraph, "build_dependency", broken)
-    with pytest.raises(PrunekitError, match=r"torch-pruning cannot build the dependency graph of Fixed .*"
-                                            r"the model itself runs on \(1, 3, 8, 8\)"):
+    with pytest.raises(
+        PrunekitError,
+        match=r"torch-pruning cannot build the dependency graph of Fixed .*"
+        r"the model itself runs on \(1, 3, 8, 8\)",
+    ):
         build_groups(Fixed(), torch.zeros(1, 3, 8, 8))

@@ -1,4 +1,5 @@
 """The learning-rate schedules, epoch by epoch."""
+
 import pytest
 import torch
 
@@ -18,13 +19,16 @@ def _rates(epochs, **values):
     return rates
 
 
-@pytest.mark.parametrize("epochs, expected", [
-    (100, [0.1] * 50 + [0.01] * 25 + [0.001] * 25),
-    (4, [0.1, 0.1, 0.01, 0.001]),
-    (3, [0.1, 0.01, 0.001]),
-    (2, [0.1, 0.01]),  # both decays at once would skip 0.01
-    (1, [0.1]),  # a decay at epoch 0 would train the whole run at 1 % of --lr
-])
+@pytest.mark.parametrize(
+    "epochs, expected",
+    [
+        (100, [0.1] * 50 + [0.01] * 25 + [0.001] * 25),
+        (4, [0.1, 0.1, 0.01, 0.001]),
+        (3, [0.1, 0.01, 0.001]),
+        (2, [0.1, 0.01]),  # both decays at once would skip 0.01
+        (1, [0.1]),  # a decay at epoch 0 would train the whole run at 1 % of --lr
+    ],
+)
 def test_step_schedule_decays_at_half_and_three_quarters_with_an_epoch_at_each_rate(epochs, expected):
     assert _rates(epochs, lr_schedule="step") == expected
 

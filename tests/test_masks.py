@@ -1,4 +1,5 @@
 """A dropped filter stays exactly zero through training, whatever the optimizer."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -55,9 +56,11 @@ def test_dropped_filters_stay_zero_with_bn(tiny_bn, example8, opt_name):
     picks = _pick(groups, [(0, [1, 3]), (1, [0])])
     masks.drop(picks, opt)
     seen = {}
-    handles = [model.bn1.register_forward_hook(lambda m, i, o: seen.__setitem__("bn1", o.detach())),
-               model.bn2.register_forward_hook(lambda m, i, o: seen.__setitem__("bn2", o.detach())),
-               model.bn3.register_forward_hook(lambda m, i, o: seen.__setitem__("bn3", o.detach()))]
+    handles = [
+        model.bn1.register_forward_hook(lambda m, i, o: seen.__setitem__("bn1", o.detach())),
+        model.bn2.register_forward_hook(lambda m, i, o: seen.__setitem__("bn2", o.detach())),
+        model.bn3.register_forward_hook(lambda m, i, o: seen.__setitem__("bn3", o.detach())),
+    ]
     _train(model, opt, masks, 6)
     for name, values in _owner_values(model, groups, picks).items():
         assert torch.count_nonzero(values) == 0, name
@@ -88,7 +91,9 @@ def test_dropped_filters_stay_zero_with_bn(tiny_bn, example8, opt_name):
             for s in g.slices:
                 if s.role == "owner" and pick.any():
                     t = params[s.name]
-                    t.index_copy_(s.dim, s.positions(pick), torch.rand_like(t.index_select(s.dim, s.positions(pick))) + 0.5)
+                    t.index_copy_(
+                        s.dim, s.positions(pick), torch.rand_like(t.index_select(s.dim, s.positions(pick))) + 0.5
+                    )
     written = {k: v.clone() for k, v in _owner_values(model, groups, picks).items()}
     model.train()
     _train(model, opt, masks, 3)
@@ -112,7 +117,7 @@ def test_c3_32_hold_survives_momentum(opt_name):
     assert torch.count_nonzero(model.features[0].bias[[0, 5]]) == 0
     assert torch.count_nonzero(model.features[4].weight[7]) == 0
     # consumers are not masked during the hold (they only see zero input)
-    assert torch.count_nonzero(model.classifier.weight[:, 7 * 64:8 * 64]) > 0
+    assert torch.count_nonzero(model.classifier.weight[:, 7 * 64 : 8 * 64]) > 0
     # hold puts back the zeros whatever wrote there; after release it no longer does
     with torch.no_grad():
         model.features[0].weight[[0, 5]] += 1.0

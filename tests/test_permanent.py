@@ -1,4 +1,5 @@
 """Permanent schedules (oneshot, iterative, gradual), the FPGM ranker and the prune-* methods."""
+
 import pytest
 import torch
 import torch.nn as nn
@@ -154,8 +155,15 @@ def test_epoch_options_must_be_whole_numbers(cls):
 # --------------------------------------------------------------------------- fpgm
 def _ctx(model, groups, dropped=None):
     dropped = dropped or [torch.zeros(g.size, dtype=torch.bool) for g in groups]
-    return RankContext(model, groups, dropped, torch.Generator().manual_seed(0), lambda n: iter(()),
-                       torch.nn.functional.cross_entropy, torch.device("cpu"))
+    return RankContext(
+        model,
+        groups,
+        dropped,
+        torch.Generator().manual_seed(0),
+        lambda n: iter(()),
+        torch.nn.functional.cross_entropy,
+        torch.device("cpu"),
+    )
 
 
 def _tiny():
@@ -169,8 +177,11 @@ def _brute_force(rows, dropped):
     for f in range(rows.shape[0]):
         if dropped[f]:
             continue
-        out[f] = sum(torch.linalg.norm(rows[f].double() - rows[j].double())
-                     for j in range(rows.shape[0]) if j != f and not dropped[j])
+        out[f] = sum(
+            torch.linalg.norm(rows[f].double() - rows[j].double())
+            for j in range(rows.shape[0])
+            if j != f and not dropped[j]
+        )
     return out
 
 
@@ -197,8 +208,16 @@ def test_fpgm_scores_the_filter_at_the_centre_lowest_and_drops_it_first():
         w = model[0].weight  # 8 filters of K = 27
         centre = torch.randn(27)
         basis, _ = torch.linalg.qr(torch.randn(27, 4))
-        points = [centre + basis[:, 0], centre - basis[:, 0], centre + basis[:, 1], centre - basis[:, 1],
-                  centre + basis[:, 2], centre, centre - basis[:, 2], centre + basis[:, 3]]
+        points = [
+            centre + basis[:, 0],
+            centre - basis[:, 0],
+            centre + basis[:, 1],
+            centre - basis[:, 1],
+            centre + basis[:, 2],
+            centre,
+            centre - basis[:, 2],
+            centre + basis[:, 3],
+        ]
         w.copy_(torch.stack(points).reshape(8, 3, 3, 3))
     ctx = _ctx(model, groups)
     scores = FPGM.build("t").scores(ctx)
@@ -250,8 +269,14 @@ def test_schedules_ranker_and_methods_are_registered():
     assert get("schedules", "iterative") is Iterative
     assert get("schedules", "gradual") is Gradual
     assert get("rankers", "fpgm") is FPGM
-    for name, ranker in [("l1", "l1"), ("l2", "l2"), ("random", "random"), ("taylor", "taylor"),
-                         ("orthogonality", "orthogonality"), ("fpgm", "fpgm")]:
+    for name, ranker in [
+        ("l1", "l1"),
+        ("l2", "l2"),
+        ("random", "random"),
+        ("taylor", "taylor"),
+        ("orthogonality", "orthogonality"),
+        ("fpgm", "fpgm"),
+    ]:
         method = get("methods", f"prune-{name}")
         assert method.name == f"prune-{name}"
         assert method.schedule == "oneshot" and method.ranker == ranker and method.reinitializer is None

@@ -1,4 +1,5 @@
 """prunekit.plot on hand-written run directories (no training involved)."""
+
 import json
 
 import pytest
@@ -16,22 +17,45 @@ def _write_jsonl(path, rows):
 def _fake_run(root, name, with_events):
     run = root / name
     run.mkdir()
-    (run / "config.json").write_text(json.dumps(
-        {"method": "repr" if with_events else "baseline", "model": "c3_32",
-         "dataset": "synthetic", "seed": 0, "epochs": 4}))
-    _write_jsonl(run / "metrics.jsonl", [
-        {"epoch": e, "train_loss": 2.3 - 0.2 * e, "train_acc": 0.1 * e, "test_loss": 2.3 - 0.1 * e,
-         "test_acc": 0.08 * e, "lr": 0.01, "seconds": 1.0, "images_per_s": 100.0,
-         "dropped": {"features.2": 0.25 if with_events and e == 2 else 0.0,
-                     "features.10": 0.0}}
-        for e in range(1, 5)])
+    (run / "config.json").write_text(
+        json.dumps(
+            {
+                "method": "repr" if with_events else "baseline",
+                "model": "c3_32",
+                "dataset": "synthetic",
+                "seed": 0,
+                "epochs": 4,
+            }
+        )
+    )
+    _write_jsonl(
+        run / "metrics.jsonl",
+        [
+            {
+                "epoch": e,
+                "train_loss": 2.3 - 0.2 * e,
+                "train_acc": 0.1 * e,
+                "test_loss": 2.3 - 0.1 * e,
+                "test_acc": 0.08 * e,
+                "lr": 0.01,
+                "seconds": 1.0,
+                "images_per_s": 100.0,
+                "dropped": {"features.2": 0.25 if with_events and e == 2 else 0.0, "features.10": 0.0},
+            }
+            for e in range(1, 5)
+        ],
+    )
     events = []
     if with_events:
         events = [
-            {"epoch": 1, "event": "drop", "ratio": 0.2,
-             "dropped": {"features.10": [0], "features.2": [1, 3]},
-             "fraction": {"features.10": 0.125, "features.2": 0.5},
-             "sizes": {"features.10": 8, "features.2": 4}},
+            {
+                "epoch": 1,
+                "event": "drop",
+                "ratio": 0.2,
+                "dropped": {"features.10": [0], "features.2": [1, 3]},
+                "fraction": {"features.10": 0.125, "features.2": 0.5},
+                "sizes": {"features.10": 8, "features.2": 4},
+            },
             {"epoch": 2, "event": "restore", "restored": {"features.10": [0], "features.2": [1, 3]}, "log": []},
         ]
     _write_jsonl(run / "events.jsonl", events)

@@ -1,5 +1,6 @@
 """The figures that benchmarks/criteria_table.py and drop_analysis.py --summary read off run records
 (hand-written records, so every expected figure is known), and the record helpers they share with bench."""
+
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ def scripts(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     import criteria_table
     import drop_analysis
+
     return criteria_table, drop_analysis
 
 
@@ -25,8 +27,17 @@ def write_run(path: Path, test_accs: list[float], events=(), finished=True) -> R
     rd = RunDir(path)
     path.mkdir(parents=True)
     for epoch, acc in enumerate(test_accs, 1):
-        rd.append(METRICS, {"epoch": epoch, "test_acc": acc, "train_acc": 0.9 + epoch / 1000, "test_loss": 2.0 - acc,
-                            "seconds": 1.0, "images_per_s": 100.0})
+        rd.append(
+            METRICS,
+            {
+                "epoch": epoch,
+                "test_acc": acc,
+                "train_acc": 0.9 + epoch / 1000,
+                "test_loss": 2.0 - acc,
+                "seconds": 1.0,
+                "images_per_s": 100.0,
+            },
+        )
     for event in events:
         rd.append(EVENTS, event)
     if finished:
@@ -35,8 +46,13 @@ def write_run(path: Path, test_accs: list[float], events=(), finished=True) -> R
 
 
 def drop(epoch: int, dropped: dict[str, list[int]]) -> dict:
-    return {"epoch": epoch, "event": "drop", "dropped": dropped, "order": list(dropped),
-            "sizes": {g: 8 for g in dropped}}
+    return {
+        "epoch": epoch,
+        "event": "drop",
+        "dropped": dropped,
+        "order": list(dropped),
+        "sizes": {g: 8 for g in dropped},
+    }
 
 
 def test_record_helpers(tmp_path):
@@ -49,15 +65,20 @@ def test_record_helpers(tmp_path):
     assert best_after(metrics, 1)["test_acc"] == 0.2 and best_after(metrics, 1)["epoch"] == 2  # first of the ties
     assert best_after(metrics, 4) is None
     assert mean_std([0.5]) == (0.5, 0.0)
-    assert mean_std([1.0, 3.0]) == pytest.approx((2.0, 2 ** 0.5))
+    assert mean_std([1.0, 3.0]) == pytest.approx((2.0, 2**0.5))
 
 
 def test_restore_gains_pair_each_restore_with_the_epoch_before_and_the_two_after(tmp_path):
     # metrics epoch k = after k epochs; an event record's epoch e = the 0-based epoch at whose start it happened,
     # so the epoch before it is metrics epoch e and the ones it opens are e + 1 and e + 2
     accs = [0.30, 0.40, 0.35, 0.36, 0.45, 0.50, 0.52]  # epochs 1..7
-    events = [drop(1, {"c1": [0]}), {"epoch": 3, "event": "restore"}, drop(4, {"c1": [1]}),
-              {"epoch": 6, "event": "restore"}, {"epoch": 7, "event": "restore"}]
+    events = [
+        drop(1, {"c1": [0]}),
+        {"epoch": 3, "event": "restore"},
+        drop(4, {"c1": [1]}),
+        {"epoch": 6, "event": "restore"},
+        {"epoch": 7, "event": "restore"},
+    ]
     rd = write_run(tmp_path / "r", accs, events)
     metrics = rd.read_jsonl(METRICS)
     gains = restore_gains(rd.read_jsonl(EVENTS), metrics)
@@ -72,8 +93,11 @@ def test_restore_gains_pair_each_restore_with_the_epoch_before_and_the_two_after
 
 def test_drop_report_shows_each_restores_gains(tmp_path, scripts):
     _, drop_analysis = scripts
-    rd = write_run(tmp_path / "repr", [0.50, 0.40, 0.46, 0.52],
-                   [drop(1, {"c1": [0]}), {"epoch": 2, "event": "restore", "log": ["c1: keep"]}])
+    rd = write_run(
+        tmp_path / "repr",
+        [0.50, 0.40, 0.46, 0.52],
+        [drop(1, {"c1": [0]}), {"epoch": 2, "event": "restore", "log": ["c1: keep"]}],
+    )
     rows = [line for line in drop_analysis.report(rd.path).splitlines() if line.startswith("| ")]
     assert "restore: gain after 1 / 2 epochs (points)" in rows[0]
     assert rows[1] == "| 2 | drop | 50.00 | 40.00 | – | c1 1/8 |"
@@ -91,8 +115,10 @@ def test_criteria_table_reads_each_ranker_off_its_runs(tmp_path, scripts):
     write_run(paper / "repr_seed1", [0.40, 0.66, 0.61], [drop(1, {"c1": [1]})])
     write_run(criteria / "repr_ranker=l1_seed1", [0.40, 0.45, 0.58], [drop(1, {"c1": [2]})])
     write_run(criteria / "repr_ranker=taylor_seed1", [0.40, 0.45], [drop(1, {"c1": [3]})], finished=False)
-    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")
-            for line in criteria_table.table(paper, criteria, [0, 1]).splitlines()[2:]}
+    rows = {
+        line.split(" | ")[0].lstrip("| "): line.split(" | ")
+        for line in criteria_table.table(paper, criteria, [0, 1]).splitlines()[2:]
+    }
     # best after epoch 1; drop costs: 0.70 - 0.65 and 0.40 - 0.66 (a gain) at the drop after epoch 1
     assert rows["none (`standard`)"][1:] == ["72.1", "50.00 / 52.00", "51.00 ± 1.41 (2)", "57.50", "– |"]
     assert rows["orthogonality (`repr`)"][2:] == ["62.00 / 61.00", "61.50 ± 0.71 (2)", "65.50", "-10.5 |"]
@@ -104,9 +130,15 @@ def test_criteria_table_reads_each_ranker_off_its_runs(tmp_path, scripts):
 def test_drop_summary_rows(tmp_path, scripts):
     _, drop_analysis = scripts
     standard = write_run(tmp_path / "standard", [0.50, 0.70, 0.60, 0.65])
-    repr_run = write_run(tmp_path / "repr", [0.50, 0.55, 0.40, 0.62],
-                         [drop(1, {"conv1": [0, 1], "conv10": [4]}), {"epoch": 2, "event": "restore"},
-                          drop(3, {"conv2": [5], "conv1": [1, 2]})])
+    repr_run = write_run(
+        tmp_path / "repr",
+        [0.50, 0.55, 0.40, 0.62],
+        [
+            drop(1, {"conv1": [0, 1], "conv10": [4]}),
+            {"epoch": 2, "event": "restore"},
+            drop(3, {"conv2": [5], "conv1": [1, 2]}),
+        ],
+    )
     early = write_run(tmp_path / "early", [0.50], finished=False)  # not yet past the first event
     text = drop_analysis.summary([standard.path, repr_run.path])
     assert drop_analysis.summary([repr_run.path, early.path]).splitlines()[-1].split(" | ")[1:4] == ["1", "50.00", "–"]
@@ -116,8 +148,17 @@ def test_drop_summary_rows(tmp_path, scripts):
     # drop at epoch 1 costs acc(1) - acc(2) = -5 points; drop at epoch 3 costs acc(3) - acc(4) = -22 points
     # the second drop takes conv1's filter 1 again (and 2 and conv2's 5 for the first time)
     # the restore at epoch 2 (after 2 epochs: 0.55): acc(3) - acc(2) = -15 points, acc(4) - acc(2) = +7 points
-    assert row_repr.split(" | ")[1:] == ["4", "62.00", "62.00 (4)", "90.40", "1.38", "-5.0 / -22.0", "2+0+1; 2+1+0",
-                                         "1", "-15.0, 7.0 |"]
+    assert row_repr.split(" | ")[1:] == [
+        "4",
+        "62.00",
+        "62.00 (4)",
+        "90.40",
+        "1.38",
+        "-5.0 / -22.0",
+        "2+0+1; 2+1+0",
+        "1",
+        "-15.0, 7.0 |",
+    ]
     assert row_standard.endswith("| – | – | – | – |")
 
 
@@ -142,18 +183,33 @@ def test_drop_report_scores_compare_kept_with_dropped_filters(tmp_path, scripts)
 
 
 def test_a_benchmark_script_given_a_folder_that_is_not_a_run_says_so_in_one_line(tmp_path):
-    done = subprocess.run([sys.executable, str(BENCHMARKS / "orthogonality_evolution.py"), str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "orthogonality_evolution.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
-    assert done.stderr.strip() == f"error: {tmp_path} is not a prunekit run (no config.json); give a folder made by `prunekit run`"
+    assert (
+        done.stderr.strip()
+        == f"error: {tmp_path} is not a prunekit run (no config.json); give a folder made by `prunekit run`"
+    )
 
 
 def test_the_gpu_epoch_benchmark_without_a_gpu_says_so_in_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "gpu_epoch.json"
-    done = subprocess.run([sys.executable, str(BENCHMARKS / "gpu_epoch.py"), "--epochs", "2", "--out", str(out)],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "gpu_epoch.py"), "--epochs", "2", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
     assert done.returncode == 2 and not out.exists()
-    assert done.stderr.strip().startswith("error: no CUDA GPU is visible to torch here;") and "Traceback" not in done.stderr
+    assert (
+        done.stderr.strip().startswith("error: no CUDA GPU is visible to torch here;")
+        and "Traceback" not in done.stderr
+    )
 
 
 def test_drop_report_prints_tiny_scores_in_scientific_notation(tmp_path, scripts):

@@ -1,4 +1,5 @@
 """RePr plugin: orthogonality ranking, selection, null-space re-init, next-layer init, schedule."""
+
 import math
 
 import pytest
@@ -46,8 +47,15 @@ def test_hand_computed_layer():
 
 def _ctx(model, groups, dropped=None):
     dropped = dropped or [torch.zeros(g.size, dtype=torch.bool) for g in groups]
-    return RankContext(model, groups, dropped, torch.Generator().manual_seed(0), lambda n: iter(()),
-                       torch.nn.functional.cross_entropy, torch.device("cpu"))
+    return RankContext(
+        model,
+        groups,
+        dropped,
+        torch.Generator().manual_seed(0),
+        lambda n: iter(()),
+        torch.nn.functional.cross_entropy,
+        torch.device("cpu"),
+    )
 
 
 def test_ranking_of_a_hand_made_layer_drops_the_duplicates():
@@ -84,8 +92,7 @@ def test_global_scope_layer_scope_and_cap():
 def _drop_and_reinit(model, groups, picks, reinit, opt=None, example=None):
     """Hold the hand-picked channels ``picks`` at zero, then restore them with ``reinit`` (``Pruner.restore``):
     the restore record (its ``log``)."""
-    pruner = Pruner(model, torch.zeros(1, 3, 8, 8) if example is None else example, reinitializer=reinit,
-                    groups=groups)
+    pruner = Pruner(model, torch.zeros(1, 3, 8, 8) if example is None else example, reinitializer=reinit, groups=groups)
     pruner.masks.drop(picks, opt)
     return pruner.restore(opt, torch.Generator().manual_seed(3))
 
@@ -228,8 +235,9 @@ def test_default_init_is_the_models_own_where_it_declares_one():
     g = next(i for i, grp in enumerate(groups) if grp.name == "layers.3.conv1")  # 16 -> 32, 3x3; feeds layers.3.conv2
     picks = [torch.zeros(grp.size, dtype=torch.bool) for grp in groups]
     picks[g][::2] = True
-    _drop_and_reinit(model, groups, picks, DefaultInit.build("t", next_layer="random"),
-                     example=torch.zeros(1, 3, 32, 32))
+    _drop_and_reinit(
+        model, groups, picks, DefaultInit.build("t", next_layer="random"), example=torch.zeros(1, 3, 32, 32)
+    )
     # fan-out 32 * 9 for both weights: std 0.083 (fan-in would give 0.118 for the rows; PyTorch's default 0.048)
     he_std = math.sqrt(2 / (32 * 9))
     rows = model.layers[3].conv1.weight.detach()[picks[g]]
@@ -278,11 +286,18 @@ def test_repr_schedule_events():
     s = RePrSchedule.build("t", s1=20, s2=10, prune_ratio=0.3)
     timeline = s.timeline(100)
     assert [(e, type(ev).__name__) for e, ev in timeline] == [
-        (20, "Drop"), (30, "Restore"), (50, "Drop"), (60, "Restore"), (80, "Drop"), (90, "Restore")]
+        (20, "Drop"),
+        (30, "Restore"),
+        (50, "Drop"),
+        (60, "Restore"),
+        (80, "Drop"),
+        (90, "Restore"),
+    ]
     assert timeline[0][1] == Drop(0.3) and timeline[1][1] == Restore()
     assert len(RePrSchedule.build("t", s1=2, s2=1, cycles=2).timeline(20)) == 4
     assert [e for e, _ in RePrSchedule.build("t", s1=2, s2=1).timeline(7)] == [2, 3, 5, 6]
     from prunekit.errors import PrunekitError
+
     with pytest.raises(PrunekitError, match="no room"):
         RePrSchedule.build("t", s1=20, s2=10).validate(30)
     with pytest.raises(PrunekitError, match=r"cycles=5 .*\(room for 3\)"):  # not quietly cut to the 3 that fit

@@ -1,5 +1,6 @@
 """Issue #26, RePr in the paper's own regime: the pooled C^3(32) nets, the first author's
 Gram–Schmidt re-init, and the `repr-author` method built from existing options."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -21,8 +22,9 @@ def test_pooled_c3_32_layers_and_linear_size(name, kernel, pool):
     convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
     pools = [m for m in model.features if isinstance(m, torch.nn.MaxPool2d)]
     assert [c.out_channels for c in convs] == [32, 32, 32] and len(pools) == 3
-    assert all(c.kernel_size == (kernel, kernel) and c.padding == (kernel // 2,) * 2 and c.stride == (1, 1)
-               for c in convs)
+    assert all(
+        c.kernel_size == (kernel, kernel) and c.padding == (kernel // 2,) * 2 and c.stride == (1, 1) for c in convs
+    )
     assert all((p.kernel_size, p.stride, p.padding) == pool for p in pools)
     # conv -> ReLU -> pool, three times: 32 -> 16 -> 8 -> 4
     assert [type(m).__name__ for m in model.features[:3]] == ["Conv2d", "ReLU", "MaxPool2d"]
@@ -52,13 +54,23 @@ def test_pooled_names_are_listed_and_c3_32_is_unchanged():
     # c3_32's modules and init draws as before the pooled variants existed (existing records depend on them)
     torch.manual_seed(0)
     state = c3_32().state_dict()
-    assert list(state) == ["features.0.weight", "features.0.bias", "features.2.weight", "features.2.bias",
-                           "features.4.weight", "features.4.bias", "classifier.weight", "classifier.bias"]
-    first_two = {"features.0.weight": [-0.0014408392598852515, 0.10323861986398697],
-                 "features.2.bias": [-0.02813396230340004, 0.04980623722076416],
-                 "features.4.weight": [0.030181020498275757, 0.024200664833188057],
-                 "classifier.weight": [0.0031735666561871767, -0.001205112086609006],
-                 "classifier.bias": [-0.0018352686893194914, 0.0006829178892076015]}
+    assert list(state) == [
+        "features.0.weight",
+        "features.0.bias",
+        "features.2.weight",
+        "features.2.bias",
+        "features.4.weight",
+        "features.4.bias",
+        "classifier.weight",
+        "classifier.bias",
+    ]
+    first_two = {
+        "features.0.weight": [-0.0014408392598852515, 0.10323861986398697],
+        "features.2.bias": [-0.02813396230340004, 0.04980623722076416],
+        "features.4.weight": [0.030181020498275757, 0.024200664833188057],
+        "classifier.weight": [0.0031735666561871767, -0.001205112086609006],
+        "classifier.bias": [-0.0018352686893194914, 0.0006829178892076015],
+    }
     for key, values in first_two.items():
         assert state[key].flatten()[:2].tolist() == pytest.approx(values, abs=1e-9)
     assert state["classifier.weight"].shape == (10, 32 * 32 * 32)
@@ -75,7 +87,11 @@ def test_pooled_groups_map_each_channel_to_its_pooled_linear_block(name):
         roles = {(s.name, s.role) for s in g.slices}
         assert roles == {(f"{g.name}.weight", "owner"), (f"{g.name}.bias", "owner"), (nxt, "consumer")}
     last = {(s.name, s.role): s for s in groups[2].slices}
-    assert set(last) == {("features.6.weight", "owner"), ("features.6.bias", "owner"), ("classifier.weight", "consumer")}
+    assert set(last) == {
+        ("features.6.weight", "owner"),
+        ("features.6.bias", "owner"),
+        ("classifier.weight", "consumer"),
+    }
     linear = last[("classifier.weight", "consumer")]
     assert linear.dim == 1 and len(linear.index) == 32 * 4 * 4
     for k in (0, 5, 31):  # channel k <-> Linear inputs 16k ... 16k + 15 (4×4 pooled maps)
@@ -96,14 +112,18 @@ def test_gram_schmidt_of_hand_made_rows():
     a = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
     b = torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=torch.float64)
     c = torch.tensor([1.0, 2.0, 3.0, 0.0], dtype=torch.float64)
-    rows = torch.stack([a, 2 * a, b, torch.zeros(4, dtype=torch.float64), -c, torch.ones(4, dtype=torch.float64),
-                        c])
+    rows = torch.stack([a, 2 * a, b, torch.zeros(4, dtype=torch.float64), -c, torch.ones(4, dtype=torch.float64), c])
     units, room = gram_schmidt(rows)
     # 2a lies in the span of a, the zero row has nothing; after a, b, -c and the ones, 4 dims are full
     assert room.tolist() == [True, False, True, False, True, True, False]
-    expected = torch.stack([a, torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=torch.float64),
-                            torch.tensor([0.0, 0.0, -1.0, 0.0], dtype=torch.float64),
-                            torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)])
+    expected = torch.stack(
+        [
+            a,
+            torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=torch.float64),
+            torch.tensor([0.0, 0.0, -1.0, 0.0], dtype=torch.float64),
+            torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64),
+        ]
+    )
     assert torch.allclose(units[[0, 2, 4, 5]], expected, atol=1e-12)
     assert torch.count_nonzero(units[[1, 3, 6]]) == 0
 
@@ -148,9 +168,9 @@ def test_returning_filters_are_orthogonal_to_every_filter_before_them():
     after = model.state_dict()
     new, old = after["features.2.weight"].flatten(1), before["features.2.weight"].flatten(1)
     for j in ret:
-        assert _cos(new[j:j + 1], new[:j]).abs().max() < 1e-6  # survivors and the returning filters before it
+        assert _cos(new[j : j + 1], new[:j]).abs().max() < 1e-6  # survivors and the returning filters before it
         assert new[j].norm() == pytest.approx(old[j].norm().item(), rel=1e-5)  # scale keep: its old norm
-        assert _cos(new[j:j + 1], old[j:j + 1]).item() > 0.5  # near its old value (random 3×3×32 filters)
+        assert _cos(new[j : j + 1], old[j : j + 1]).item() > 0.5  # near its old value (random 3×3×32 filters)
     assert torch.equal(after["features.2.bias"][ret], before["features.2.bias"][ret])  # bias: its old value
     assert torch.equal(after["features.4.weight"], before["features.4.weight"])  # next layer kept (the default)
     assert torch.equal(after["features.0.weight"], before["features.0.weight"])
@@ -177,7 +197,7 @@ def test_a_nearly_orthogonal_filter_comes_back_close_to_its_old_value():
     assert torch.equal(new[0], old[0])  # nothing before channel 0: its old value, as it was
     for j in (9, 20):
         assert (new[j] - old[j]).norm() / old[j].norm() < 1e-2
-        assert _cos(new[j:j + 1], new[:j]).abs().max() < 1e-6
+        assert _cos(new[j : j + 1], new[:j]).abs().max() < 1e-6
     assert torch.equal(new[picks[1].logical_not()], old[picks[1].logical_not()])
 
 
@@ -193,7 +213,7 @@ def test_first_layer_filters_with_no_room_keep_their_old_values_and_scale_none_g
     record = pruner.restore(None, torch.Generator().manual_seed(3))
     new = model.features[0].weight.detach().flatten(1)
     for j in (2, 26):  # within the first 27: orthogonal, unit norm
-        assert _cos(new[j:j + 1], new[:j]).abs().max() < 1e-6 and new[j].norm() == pytest.approx(1.0, rel=1e-6)
+        assert _cos(new[j : j + 1], new[:j]).abs().max() < 1e-6 and new[j].norm() == pytest.approx(1.0, rel=1e-6)
     assert torch.equal(new[[27, 31]], old[[27, 31]])  # the 27 filters before them span every direction
     assert any("2 kept their old values" in line and "K=27" in line for line in record["log"]), record["log"]
 
@@ -213,8 +233,9 @@ def test_gram_schmidt_honours_next_layer(mode):
     before = model.features[4].weight.detach().clone()
     picks = [torch.zeros(32, dtype=torch.bool) for _ in groups]
     picks[1][[1, 6]] = True
-    pruner = Pruner(model, torch.zeros(1, 3, 8, 8), reinitializer=GramSchmidt.build("t", next_layer=mode),
-                    groups=groups)
+    pruner = Pruner(
+        model, torch.zeros(1, 3, 8, 8), reinitializer=GramSchmidt.build("t", next_layer=mode), groups=groups
+    )
     pruner.masks.drop(picks, None)
     pruner.restore(None, torch.Generator().manual_seed(3))
     cols = model.features[4].weight.detach()[:, [1, 6]]
@@ -230,8 +251,12 @@ def test_gram_schmidt_honours_next_layer(mode):
 def test_repr_author_resolves_to_the_authors_options():
     author, repr_ = resolve({"method": "repr-author"}), resolve({"method": "repr"})
     assert (author.ranker, author.reinitializer, author.schedule) == ("orthogonality", "gram-schmidt", "repr")
-    assert author.ranker_args == {"scope": "global", "max_layer_fraction": 1.0, "normalization": "layer",
-                                  "fan_in_correction": False}
+    assert author.ranker_args == {
+        "scope": "global",
+        "max_layer_fraction": 1.0,
+        "normalization": "layer",
+        "fan_in_correction": False,
+    }
     assert author.reinitializer_args == {"next_layer": "keep", "scale": "keep"}
     assert author.schedule_args == repr_.schedule_args == {"s1": 20, "s2": 10, "prune_ratio": 0.3, "cycles": None}
     assert repr_.ranker_args == {**author.ranker_args, "max_layer_fraction": 0.75, "normalization": "filter"}
@@ -246,14 +271,20 @@ def _differences(a, b):
     return out
 
 
-@pytest.mark.parametrize("override, changed", [
-    ({"normalization": "filter"}, {"ranker_args.normalization"}),
-    ({"max_layer_fraction": 0.75}, {"ranker_args.max_layer_fraction"}),
-    ({"next_layer": "zero"}, {"reinitializer_args.next_layer"}),
-    # nullspace's own default is next_layer zero, so the reinitializer alone is --reinit nullspace --next-layer keep
-    ({"reinitializer": "nullspace", "next_layer": "keep"}, {"reinitializer", "reinitializer_args.scale"}),
-    ({"reinitializer": "nullspace"}, {"reinitializer", "reinitializer_args.scale", "reinitializer_args.next_layer"}),
-])
+@pytest.mark.parametrize(
+    "override, changed",
+    [
+        ({"normalization": "filter"}, {"ranker_args.normalization"}),
+        ({"max_layer_fraction": 0.75}, {"ranker_args.max_layer_fraction"}),
+        ({"next_layer": "zero"}, {"reinitializer_args.next_layer"}),
+        # nullspace's own default is next_layer zero, so the reinitializer alone is --reinit nullspace --next-layer keep
+        ({"reinitializer": "nullspace", "next_layer": "keep"}, {"reinitializer", "reinitializer_args.scale"}),
+        (
+            {"reinitializer": "nullspace"},
+            {"reinitializer", "reinitializer_args.scale", "reinitializer_args.next_layer"},
+        ),
+    ],
+)
 def test_each_difference_from_repr_is_one_option(override, changed):
     base = resolve({"method": "repr-author"})
     assert _differences(base, resolve({"method": "repr-author"}, override)) == changed
@@ -262,7 +293,8 @@ def test_each_difference_from_repr_is_one_option(override, changed):
     key = next(iter(override))
     if key in to_author:
         assert _differences(resolve({"method": "repr"}), resolve({"method": "repr"}, {key: to_author[key]})) == {
-            f"{'ranker' if key != 'next_layer' else 'reinitializer'}_args.{key}"}
+            f"{'ranker' if key != 'next_layer' else 'reinitializer'}_args.{key}"
+        }
 
 
 def test_a_repr_author_run_on_a_pooled_net(tmp_path):
@@ -270,8 +302,17 @@ def test_a_repr_author_run_on_a_pooled_net(tmp_path):
 
     from prunekit.engine import start_run
 
-    values = {"method": "repr-author", "dataset": "synthetic", "model": "c2_8p", "epochs": 4, "s1": 1, "s2": 1,
-              "out": str(tmp_path), "name": "r", "batch_size": 64}
+    values = {
+        "method": "repr-author",
+        "dataset": "synthetic",
+        "model": "c2_8p",
+        "epochs": 4,
+        "s1": 1,
+        "s2": 1,
+        "out": str(tmp_path),
+        "name": "r",
+        "batch_size": 64,
+    }
     start_run(resolve(values))
     events = [json.loads(line) for line in (tmp_path / "r" / "events.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events] == ["drop", "restore"]

@@ -1,4 +1,5 @@
 """Baselines: magnitude and random rankers, plain reinitializers, the no-op schedule."""
+
 from __future__ import annotations
 
 import torch

@@ -7,6 +7,7 @@ gradients with ``torch.autograd.grad`` with respect to those outputs only, so
 parameters' ``.grad``, the weights and the optimizer state are left exactly as
 they were. Scores: higher = keep.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -20,8 +21,11 @@ from prunekit import FilterGroup, RankContext, Ranker
 def probe_modules(ctx: RankContext, group: FilterGroup) -> list[tuple[str, object]]:
     """(module name, owner slice) pairs whose outputs carry the group's channels."""
     owners = [s for s in group.slices if s.role == "owner" and s.name.endswith("weight") and s.module]
-    norms = [s for s in owners if isinstance(ctx.model.get_submodule(s.module), nn.modules.batchnorm._NormBase)
-             or "norm" in s.kind.lower()]
+    norms = [
+        s
+        for s in owners
+        if isinstance(ctx.model.get_submodule(s.module), nn.modules.batchnorm._NormBase) or "norm" in s.kind.lower()
+    ]
     if norms:
         return [(s.module, s) for s in norms]
     return [(s.rpartition(".")[0], next(x for x in owners if x.name == s)) for s in group.filters]
@@ -69,15 +73,18 @@ class DataRanker(Ranker):
     """Shared machinery: hooks, batches, per-channel statistics mapped onto groups."""
 
     needs_grad = False
-    option_help = {"batches": "Data rankers: training batches their statistics are taken over.",
-                   "samples": "hessian: random probe vectors per batch."}
+    option_help = {
+        "batches": "Data rankers: training batches their statistics are taken over.",
+        "samples": "hessian: random probe vectors per batch.",
+    }
 
     def __init__(self, batches: int = 8, **base):
         super().__init__(**base)
         self.batches = _positive_int("batches", batches)
 
-    def derivatives(self, ctx: RankContext, logits: torch.Tensor, y: torch.Tensor,
-                    acts: list[torch.Tensor]) -> list[torch.Tensor | None]:
+    def derivatives(
+        self, ctx: RankContext, logits: torch.Tensor, y: torch.Tensor, acts: list[torch.Tensor]
+    ) -> list[torch.Tensor | None]:
         """What ``statistic`` gets as ``grad`` for each hooked output: ∂L/∂a, or None."""
         if not self.needs_grad:
             return [None] * len(acts)
@@ -93,8 +100,9 @@ class DataRanker(Ranker):
         names = sorted({name for plist in probes.values() for name, _ in plist})
         sums = {name: None for name in names}
         captured: dict[str, torch.Tensor] = {}
-        hooks = [model.get_submodule(n).register_forward_hook(
-            lambda m, i, o, n=n: captured.__setitem__(n, o)) for n in names]
+        hooks = [
+            model.get_submodule(n).register_forward_hook(lambda m, i, o, n=n: captured.__setitem__(n, o)) for n in names
+        ]
         was_training = model.training
         model.eval()
         count = 0
@@ -189,8 +197,9 @@ class Hessian(DataRanker):
         curvature: list[torch.Tensor | None] = [None] * len(acts)
         for s in range(self.samples):
             drawn = torch.multinomial(probs, 1, generator=ctx.generator).squeeze(1).to(y.device)
-            grads = torch.autograd.grad(ctx.loss_fn(logits, drawn), acts, allow_unused=True,
-                                        retain_graph=s + 1 < self.samples)
+            grads = torch.autograd.grad(
+                ctx.loss_fn(logits, drawn), acts, allow_unused=True, retain_graph=s + 1 < self.samples
+            )
             for k, g in enumerate(grads):
                 if g is not None:  # the loss is a batch mean: n·∂L/∂a is each sample's own ∂ℓ/∂a
                     h = (g.float() * n).square() / self.samples

@@ -1,4 +1,5 @@
 """FPGM (He et al., CVPR 2019): filters near their layer's geometric median are the most replaceable."""
+
 from __future__ import annotations
 
 import torch

@@ -11,6 +11,7 @@ parameters. ``target`` is the fraction kept at the end.
 ``end`` defaults, for both ramps, to halfway between ``start`` and the end of the run, so that at
 least as many epochs are left to fine-tune as were spent dropping.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -31,17 +32,22 @@ def _epoch(key: str, value, allow_none: bool = False, minimum: int = 0) -> None:
 class _Permanent(Schedule):
     """Shared options of the permanent schedules: what to keep, measured how."""
 
-    option_help = {"target": "Permanent schedules: fraction of the dense model to keep at the end, in (0, 1).",
-                   "metric": "What target counts: filters, macs or params (--target-macs/--target-params set both).",
-                   "at": "oneshot: the epoch of the drop.", "steps": "iterative: number of drops.",
-                   "start": "iterative/gradual: epoch of the first drop.", "end": "iterative/gradual: epoch of the last.",
-                   "frequency": "gradual: epochs between drops."}
+    option_help = {
+        "target": "Permanent schedules: fraction of the dense model to keep at the end, in (0, 1).",
+        "metric": "What target counts: filters, macs or params (--target-macs/--target-params set both).",
+        "at": "oneshot: the epoch of the drop.",
+        "steps": "iterative: number of drops.",
+        "start": "iterative/gradual: epoch of the first drop.",
+        "end": "iterative/gradual: epoch of the last.",
+        "frequency": "gradual: epochs between drops.",
+    }
 
     def __init__(self, target: float = 0.5, metric: Literal["filters", "macs", "params"] = "filters"):
         if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0.0 < target < 1.0:
             raise PrunekitError(
                 f"target is the fraction of the dense model to keep and must be in (0, 1), got {target!r}; "
-                f"e.g. 0.3 keeps 30 %")
+                f"e.g. 0.3 keeps 30 %"
+            )
         if metric not in METRICS:
             raise PrunekitError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
         self.target = float(target)
@@ -68,7 +74,8 @@ class OneShot(_Permanent):
         if self.at >= epochs:
             raise PrunekitError(
                 f"at={self.at} is past the run's last epoch (epochs={epochs}, so at must be 0..{epochs - 1}); "
-                f"lower at (--set at=N) or raise --epochs")
+                f"lower at (--set at=N) or raise --epochs"
+            )
 
     def plan(self, epochs: int) -> dict[int, float]:
         return {self.at: self.target} if self.at < epochs else {}
@@ -115,13 +122,15 @@ class Iterative(_Permanent):
         if self.steps > 1 and end - self.start < self.steps - 1:
             raise PrunekitError(
                 f"steps={self.steps} drops between start={self.start} and end={end} would share epochs "
-                f"(needs end - start >= steps - 1 = {self.steps - 1}); raise end or lower steps (--set end=N, --set steps=N)")
+                f"(needs end - start >= steps - 1 = {self.steps - 1}); raise end or lower steps (--set end=N, --set steps=N)"
+            )
         last = self.drop_epochs(epochs)[-1]
         if last >= epochs:
             what = "end" if self.end is not None and self.steps > 1 else "the last drop"
             raise PrunekitError(
                 f"{what} falls at epoch {last}, past the run's last epoch (epochs={epochs}, so drops must fall in "
-                f"0..{epochs - 1}); raise --epochs or lower start, end or steps (--set start=N ...)")
+                f"0..{epochs - 1}); raise --epochs or lower start, end or steps (--set start=N ...)"
+            )
 
     def plan(self, epochs: int) -> dict[int, float]:
         out: dict[int, float] = {}
@@ -163,7 +172,8 @@ class Gradual(_Permanent):
             what = f"end={end}" if self.end is not None else f"start={self.start}"
             raise PrunekitError(
                 f"{what} leaves no room for the ramp: it must end by epoch {epochs - 1} (epochs={epochs}); "
-                f"raise --epochs or lower start or end (--set start=N, --set end=N)")
+                f"raise --epochs or lower start or end (--set start=N, --set end=N)"
+            )
 
     def plan(self, epochs: int) -> dict[int, float]:
         end = self.end_for(epochs)

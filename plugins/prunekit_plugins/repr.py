@@ -1,4 +1,5 @@
 """RePr (Prakash et al., CVPR 2019): orthogonality ranking, null-space re-init, S1/S2 cycles."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,14 @@ import torch
 from prunekit import Drop, PrunekitError, RankContext, Ranker, ReinitContext, Reinitializer, Restore, Schedule
 from prunekit.interfaces import NextLayer
 from prunekit.masks import shape_without
-from prunekit.reinit import (before_drop_values, default_bound, init_consumers, reset_owners, reset_slice,
-                             write_positions)
+from prunekit.reinit import (
+    before_drop_values,
+    default_bound,
+    init_consumers,
+    reset_owners,
+    reset_slice,
+    write_positions,
+)
 
 
 # --------------------------------------------------------------------------- ranking
@@ -43,10 +50,10 @@ def _abs_gram_row_sums(unit: torch.Tensor, block: int = 512) -> torch.Tensor:
     sums = torch.zeros(j, dtype=unit.dtype, device=unit.device)
     for a in range(0, j, block):
         for b in range(a, j, block):
-            part = (unit[a:a + block] @ unit[b:b + block].T).abs()
-            sums[a:a + block] += part.sum(1)
+            part = (unit[a : a + block] @ unit[b : b + block].T).abs()
+            sums[a : a + block] += part.sum(1)
             if b != a:
-                sums[b:b + block] += part.sum(0)
+                sums[b : b + block] += part.sum(0)
     return sums
 
 
@@ -63,8 +70,10 @@ class Orthogonality(Ranker):
     """
 
     reverse = False
-    option_help = {"normalization": "Orthogonality: filter (each filter unit norm) or layer (Frobenius).",
-                   "fan_in_correction": "Orthogonality: divide O_f by its value for random filters of that fan-in."}
+    option_help = {
+        "normalization": "Orthogonality: filter (each filter unit norm) or layer (Frobenius).",
+        "fan_in_correction": "Orthogonality: divide O_f by its value for random filters of that fan-in.",
+    }
 
     def __init__(self, normalization: Literal["filter", "layer"] = "filter", fan_in_correction: bool = False, **base):
         super().__init__(**base)
@@ -99,7 +108,6 @@ class ReverseOrthogonality(Orthogonality):
     """Ablation: drops the *most* orthogonal filters first."""
 
     reverse = True
-
 
 
 # --------------------------------------------------------------------------- re-init
@@ -152,8 +160,9 @@ class NullSpace(_FilterwiseReinit):
     ``none`` (unit norm).
     """
 
-    option_help = {"scale": "Size of re-initialized filters: norm-match, clip or none (null space); keep or none "
-                            "(gram-schmidt)."}
+    option_help = {
+        "scale": "Size of re-initialized filters: norm-match, clip or none (null space); keep or none (gram-schmidt)."
+    }
     option_flags = {"scale": "--reinit-scale"}
 
     def __init__(self, scale: Literal["norm-match", "clip", "none"] = "norm-match", **base):
@@ -213,7 +222,8 @@ def null_space_sample(constraints: torch.Tensor, needed: int, generator: torch.G
     o = orthogonality(constraints.float(), "filter").double()
     top = constraints[torch.argsort(o, descending=True)[:keep]]
     return _orthogonal_sample(top, needed, generator), (
-        f"relaxed null space ({keep} most-overlapping of {r} constraints, null dim {k - keep})")
+        f"relaxed null space ({keep} most-overlapping of {r} constraints, null dim {k - keep})"
+    )
 
 
 def _orthogonal_sample(constraints: torch.Tensor, needed: int, generator: torch.Generator) -> torch.Tensor:
@@ -271,8 +281,10 @@ class GramSchmidt(_FilterwiseReinit):
         if len(cos):
             how += f", cos to the old value mean {cos.mean().item():.3f} (min {cos.min().item():.3f})"
         if not room.all():
-            how += (f"; {int((~room).sum())} kept their old values (in the span of the filters before them: "
-                    f"K={layer.shape[1]})")
+            how += (
+                f"; {int((~room).sum())} kept their old values (in the span of the filters before them: "
+                f"K={layer.shape[1]})"
+            )
         return how
 
 
@@ -297,7 +309,7 @@ def gram_schmidt(rows: torch.Tensor, tol: float = 1e-6) -> tuple[torch.Tensor, t
         diag = r.diagonal()
         short = torch.nonzero(diag.abs() <= tol * norms[idx[:n]]).flatten()
         if len(short):
-            idx = torch.cat([idx[: int(short[0])], idx[int(short[0]) + 1:]])
+            idx = torch.cat([idx[: int(short[0])], idx[int(short[0]) + 1 :]])
             continue
         sign = torch.where(diag < 0, -1.0, 1.0).to(q.dtype)
         units[idx[:n]] = (q * sign).T
@@ -311,9 +323,12 @@ class RePrSchedule(Schedule):
     """Train S1 epochs, drop ``prune_ratio``, train S2 epochs, restore; repeat
     ``cycles`` times (default: while a whole cycle plus one more epoch fits in the run)."""
 
-    option_help = {"s1": "RePr: full-network epochs per cycle.", "s2": "RePr: sub-network epochs per cycle.",
-                   "prune_ratio": "Fraction of filters dropped per cycle, in (0, 1).",
-                   "cycles": "RePr: number of cycles (default: as many as fit)."}
+    option_help = {
+        "s1": "RePr: full-network epochs per cycle.",
+        "s2": "RePr: sub-network epochs per cycle.",
+        "prune_ratio": "Fraction of filters dropped per cycle, in (0, 1).",
+        "cycles": "RePr: number of cycles (default: as many as fit).",
+    }
 
     def __init__(self, s1: int = 20, s2: int = 10, prune_ratio: float = 0.3, cycles: int | None = None):
         for key, value in (("s1", s1), ("s2", s2)):

@@ -15,6 +15,7 @@ The Linear's input size follows from the image size (``pooled_size``). A 2×2 po
 halves the map rounding down, so ``c{k}_{n}p`` needs images of at least 2**k pixels;
 the 3×3/2 pool never empties a map.
 """
+
 from __future__ import annotations
 
 import re
@@ -48,20 +49,31 @@ def pooled_size(size: int, depth: int, variant: str = "") -> int:
 
 
 class VanillaCNN(nn.Module):
-    def __init__(self, depth: int = 3, width: int = 32, num_classes: int = 10, in_channels: int = 3,
-                 image_size: int = 32, variant: str = ""):
+    def __init__(
+        self,
+        depth: int = 3,
+        width: int = 32,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        image_size: int = 32,
+        variant: str = "",
+    ):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(repr(v) for v in VARIANTS)}, got {variant!r}")
         conv_kernel, conv_padding, pool_kernel, pool_stride, pool_padding = VARIANTS[variant]
         side = pooled_size(image_size, depth, variant)
         if side < 1:
-            raise PrunekitError(f"{depth} 2×2 max-pools leave nothing of {image_size}-pixel images; use fewer layers "
-                             f"(at most {max(image_size.bit_length() - 1, 0)}) or larger images")
+            raise PrunekitError(
+                f"{depth} 2×2 max-pools leave nothing of {image_size}-pixel images; use fewer layers "
+                f"(at most {max(image_size.bit_length() - 1, 0)}) or larger images"
+            )
         layers: list[nn.Module] = []
         for i in range(depth):  # the unpooled net's modules and their order (hence its init draws) stay as they were
-            layers += [nn.Conv2d(in_channels if i == 0 else width, width, conv_kernel, padding=conv_padding),
-                       nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(in_channels if i == 0 else width, width, conv_kernel, padding=conv_padding),
+                nn.ReLU(inplace=True),
+            ]
             if pool_kernel:
                 layers.append(nn.MaxPool2d(pool_kernel, stride=pool_stride, padding=pool_padding))
         self.features = nn.Sequential(*layers)

@@ -4,6 +4,7 @@ Shortcuts that change shape use a 1×1 conv + BatchNorm projection, so that
 channel coupling is visible to the dependency graph (the zero-padding variant
 hides it inside a functional pad).
 """
+
 from __future__ import annotations
 
 import torch

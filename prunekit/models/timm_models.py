@@ -7,6 +7,7 @@ stride 1; other stems (patchify, multi-branch) are left as they are.
 What was done is kept in ``model.prunekit_stem`` and shown in the run log; a replaced stem conv
 starts from random weights even with ``--pretrained``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,8 +42,10 @@ def create(arch: str, num_classes: int, in_channels: int, pretrained: str | None
         return timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_channels)
     overlay = {} if pretrained == "cache" else {"pretrained_cfg_overlay": {"file": str(pretrained)}}
     if overlay and not Path(pretrained).is_file():
-        raise PrunekitError(f"--pretrained {pretrained}: no such file; give timm weights (.safetensors/.pth) or "
-                            f"--pretrained alone for the local cache")
+        raise PrunekitError(
+            f"--pretrained {pretrained}: no such file; give timm weights (.safetensors/.pth) or "
+            f"--pretrained alone for the local cache"
+        )
     try:
         return timm.create_model(arch, pretrained=True, num_classes=num_classes, in_chans=in_channels, **overlay)
     except Exception as exc:  # noqa: BLE001 - hub, network and file errors alike
@@ -85,8 +88,13 @@ class TimmModels:
         if arch not in timm.list_models():
             return None
 
-        def factory(num_classes: int = 10, in_channels: int = 3, image_size: int = 32,
-                    small_input: bool | None = None, pretrained: str | None = None) -> nn.Module:
+        def factory(
+            num_classes: int = 10,
+            in_channels: int = 3,
+            image_size: int = 32,
+            small_input: bool | None = None,
+            pretrained: str | None = None,
+        ) -> nn.Module:
             model = create(arch, num_classes, in_channels, pretrained)
             small = image_size <= 64 if small_input is None else small_input
             model.prunekit_stem = adapt_stem(model) if small else "stem unchanged"
