@@ -514,6 +514,7 @@ def test_warmup_leaders_pick_a_sibling_that_will_keep_a_usable_warmup_and_leader
     assert leaders == {}
 
 
+@pytest.mark.slow
 def test_sigterm_stops_every_worker_and_keeps_their_finished_epochs(tmp_path, capsys, monkeypatch):
     """SIGTERM to `bench --jobs` (like Ctrl-C) ends all its workers; their finished epochs stay on disk."""
     import os
@@ -1061,6 +1062,7 @@ def _workers_of(out):
 
 
 @pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="the parent-death signal is Linux's")
+@pytest.mark.slow
 def test_workers_stop_at_their_last_epoch_when_their_bench_is_killed(tmp_path):
     import os
     import signal
