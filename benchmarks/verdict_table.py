@@ -1,0 +1,123 @@
+"""The verdict table of the RePr reproduction: model x regime x method, final and best-epoch test
+accuracy (mean ± sample std over seeds), beside the paper's and the public reproduction's figures.
+
+    python benchmarks/verdict_table.py --out benchmarks/results/verdict.md
+
+Reads every run folder (``config.json``) under the grids given (default: the paper, augmented,
+pooled and low-lr grids in benchmarks/results), groups them by model, regime (augmentation,
+learning rate, epochs) and method, and averages the finished runs (``summary.json``): the final
+epoch's test accuracy and the best epoch's (any epoch, as the public reproduction reports). Runs
+still under way get their own row with the epochs done and their figures so far, never averaged
+with finished ones. Linked cells (a run counted in two grids) are read once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+GRIDS = ["c3_32-paper", "c3_32-augmented", "c3_32-pooled", "c3_32-low-lr", "c3_32-low-lr-200"]
+
+# (model family, augment, lr, method) -> figure, and where it comes from
+# the paper (Prakash et al., CVPR 2019): its C^3(32), no augmentation, 100 epochs; set beside every C^3(32) variant
+PAPER = {("c3_32", False, "standard"): 72.1, ("c3_32", False, "repr"): 76.4}
+PUBLIC = {  # github.com/siahuat0727/RePr (no pooling, as our c3_32), as reported there (not rerun here)
+    ("c3_32", False, 0.003, "standard"): "64.86 (best of 200 ep.)",
+    ("c3_32", False, 0.003, "repr"): "69.05 (best of 200 ep.)",
+    ("c3_32", True, 0.01, "standard"): "77.84 (final or best not stated)",
+    ("c3_32", True, 0.01, "repr"): "74.48 (final or best not stated)",
+}
+
+
+def runs(grids: list[Path]) -> list[dict]:
+    seen, out = set(), []
+    for grid in grids:
+        for config in sorted(grid.rglob("config.json")):
+            folder = config.parent
+            real = folder.resolve()
+            if real in seen or folder.name in ("baseline",):
+                continue
+            seen.add(real)
+            cfg = json.loads(config.read_text())
+            metrics = folder / "metrics.jsonl"
+            rows = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
+            if not rows:
+                continue
+            summary = folder / "summary.json"
+            out.append(
+                {
+                    "folder": str(folder.relative_to(HERE.parent))
+                    if folder.is_relative_to(HERE.parent)
+                    else str(folder),
+                    "model": cfg["model"],
+                    "method": cfg["method"],
+                    "seed": cfg["seed"],
+                    "augment": bool(cfg.get("augment")),
+                    "lr": cfg["lr"],
+                    "epochs": cfg["epochs"],
+                    "finished": summary.exists(),
+                    "done": rows[-1]["epoch"],
+                    "final": rows[-1]["test_acc"],
+                    "best": max(r["test_acc"] for r in rows),
+                    "best_epoch": max(rows, key=lambda r: r["test_acc"])["epoch"],
+                }
+            )
+    return out
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{100 * values[0]:.2f}"
+    return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
+
+
+def table(all_runs: list[dict]) -> list[str]:
+    key = lambda r: (r["model"], r["augment"], r["lr"], r["epochs"], r["method"])
+    groups: dict[tuple, list[dict]] = {}
+    for r in all_runs:
+        groups.setdefault(key(r), []).append(r)
+    lines = [
+        "| model | regime | method | seeds | final test acc % | best-epoch test acc % | paper | public reproduction |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (model, augment, lr, epochs, method), members in sorted(groups.items()):
+        regime = f"{'crop + flip' if augment else 'no augmentation'}, lr {lr:g}, {epochs} ep."
+        family = "c3_32" if model.startswith("c3_32") else model
+        paper = PAPER.get((family, augment, method), "")
+        public = PUBLIC.get((model, augment, lr, method), "")
+        done = [r for r in members if r["finished"]]
+        if done:
+            seeds = ", ".join(str(r["seed"]) for r in sorted(done, key=lambda r: r["seed"]))
+            lines.append(
+                f"| `{model}` | {regime} | `{method}` | {seeds} | {mean_std([r['final'] for r in done])} | "
+                f"{mean_std([r['best'] for r in done])} | {paper} | {public} |"
+            )
+        for r in sorted((r for r in members if not r["finished"]), key=lambda r: r["seed"]):
+            lines.append(
+                f"| `{model}` | {regime} | `{method}` | {r['seed']} (running: epoch {r['done']}/{r['epochs']}) | "
+                f"{100 * r['final']:.2f} (so far) | {100 * r['best']:.2f} (epoch {r['best_epoch']}, so far) | "
+                f"{paper} | {public} |"
+            )
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("grids", nargs="*", type=Path, help="grid folders (default: the RePr grids in benchmarks/results)")
+    ap.add_argument("--out", type=Path, help="also write the table here (markdown)")
+    args = ap.parse_args()
+    grids = args.grids or [RESULTS / g for g in GRIDS if (RESULTS / g).exists()]
+    lines = table(runs(grids))
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if args.out:
+        args.out.write_text(text)
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
