@@ -200,7 +200,7 @@ def main() -> None:
     )
     ap.add_argument("--graph-timeout", type=float, default=60.0)
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds per family before its process is killed")
-    ap.add_argument("--redo", action="store_true", help="run every family again")
+    ap.add_argument("--redo", action="store_true", help="run the families again (those of --families, else all)")
     ap.add_argument("--out", type=Path, default=RESULTS / "timm_coverage.json")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -211,13 +211,10 @@ def main() -> None:
     import torch
 
     families = args.families.split(",") if args.families else timm.list_modules()
-    record = json.loads(args.out.read_text()) if args.out.exists() and not args.redo else {}
-    rows = {r["family"]: r for r in record.get("rows", [])}
-    record.update(
-        command=" ".join(["python", "benchmarks/timm_coverage.py"] + sys.argv[1:]),
-        timm=timm.__version__,
-        torch=torch.__version__,
-    )
+    record = json.loads(args.out.read_text()) if args.out.exists() else {}
+    rows = {r["family"]: r for r in record.get("rows", []) if not (args.redo and r["family"] in families)}
+    record.setdefault("commands", []).append(" ".join(["python", "benchmarks/timm_coverage.py"] + sys.argv[1:]))
+    record.update(timm=timm.__version__, torch=torch.__version__)
     for i, family in enumerate(families):
         if family in rows:
             continue
