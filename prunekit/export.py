@@ -35,7 +35,8 @@ def physically_prune(
     was_training = pruned.training
     pruned.eval()
     try:
-        graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example_inputs[:1].to(device))
+        with torch.enable_grad():  # torch-pruning traces through autograd, even inside a caller's no_grad
+            graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example_inputs[:1].to(device))
     except Exception as exc:  # noqa: BLE001 - tracing runs the model
         raise PrunekitError(
             f"torch-pruning cannot trace {type(model).__name__} for export ({first_line(exc)})"

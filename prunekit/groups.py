@@ -58,6 +58,9 @@ class FilterGroup:
     slices: list[Slice]
     filters: list[str] = field(default_factory=list)  # owner weight names used for ranking
     depth: int = 0  # order of the root conv in the model (0 = first)
+    # channels of each conv that owns only part of the group (branches joined by a concat): the
+    # per-layer cap holds for each of them too, so that no branch loses all its filters
+    segments: list[torch.Tensor] = field(default_factory=list)
 
     def of_role(self, role: Role) -> list[Slice]:
         return [s for s in self.slices if s.role == role]
@@ -106,7 +109,7 @@ def build_groups(
     model.eval()
     progress = _Progress(model)
     try:
-        with _time_bound(timeout):
+        with _time_bound(timeout), torch.enable_grad():  # torch-pruning traces through autograd
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
             progress.stage = "grouping coupled channels"
             tp_groups = list(
@@ -146,7 +149,16 @@ def build_groups(
             continue
         size = len(tp_group[0].idxs)
         depth = min(order.get(_module(model, s.module), 1 << 30) for s in slices if s.role == "owner")
-        groups.append(FilterGroup(root_name, size, slices, filters=_ranked_filters(slices, model), depth=depth))
+        groups.append(
+            FilterGroup(
+                root_name,
+                size,
+                slices,
+                filters=_ranked_filters(slices, model),
+                depth=depth,
+                segments=_segments(slices, size, model),
+            )
+        )
     unmatched = [pat for pat in exclude if not any(fnmatch.fnmatch(m, pat) for m in owners)]
     position = {n: i for i, n in enumerate(names.values())}
     owners.sort(key=lambda n: position.get(n, len(position)))
@@ -177,6 +189,22 @@ def _graph_failure(model: nn.Module, example_inputs: torch.Tensor, exc: Exceptio
         f"{first_line(exc)}); the model itself runs on {shape}, so this is a torch-pruning limitation, not the input: "
         f"use another model, or report it to torch-pruning with the model's name"
     )
+
+
+def _segments(slices: list[Slice], size: int, model: nn.Module) -> list[torch.Tensor]:
+    """The channel sets of the convs that own only part of a group's channels, each once."""
+    seen, out = set(), []
+    for s in slices:
+        if s.role != "owner" or not s.name.endswith(".weight") or s.dim != 0:
+            continue
+        if not isinstance(_module(model, s.module), nn.modules.conv._ConvNd):
+            continue
+        channels = torch.unique(s.channel)
+        key = tuple(channels.tolist())
+        if len(channels) < size and key not in seen:
+            seen.add(key)
+            out.append(channels)
+    return out
 
 
 class _TimeUp(BaseException):

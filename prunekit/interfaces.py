@@ -252,11 +252,23 @@ class Ranker(Configurable, ABC):
         scores = self.scores(ctx)
         if keep is None:
             picks = select_lowest(
-                scores, ctx.dropped, ratio, scope=self.scope, max_layer_fraction=self.max_layer_fraction
+                scores,
+                ctx.dropped,
+                ratio,
+                scope=self.scope,
+                max_layer_fraction=self.max_layer_fraction,
+                segments=[g.segments for g in ctx.groups],
             )
         else:
             picks = select_to_target(
-                scores, ctx.dropped, cost, keep, metric, scope=self.scope, max_layer_fraction=self.max_layer_fraction
+                scores,
+                ctx.dropped,
+                cost,
+                keep,
+                metric,
+                scope=self.scope,
+                max_layer_fraction=self.max_layer_fraction,
+                segments=[g.segments for g in ctx.groups],
             )
         return picks, scores
 

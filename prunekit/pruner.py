@@ -98,7 +98,7 @@ class Pruner:
         from .selection import least_reachable
 
         cap = self.ranker.max_layer_fraction if self.ranker is not None else 1.0
-        return least_reachable(self.cost, self.dropped, metric, cap)
+        return least_reachable(self.cost, self.dropped, metric, cap, [g.segments for g in self.groups])
 
     def check_target(self, keep: float, metric: str) -> None:
         """Refuse, in one line, a target the ranker's per-layer cap makes unreachable."""

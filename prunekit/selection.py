@@ -13,28 +13,59 @@ def layer_budget(size: int, already: int, max_layer_fraction: float) -> int:
     return max(cap - already, 0)
 
 
+class Caps:
+    """How many more channels each group may lose under the per-layer cap, and each conv that owns
+    only part of a group (``segments``: branches joined by a concat) likewise."""
+
+    def __init__(self, dropped: list[torch.Tensor], max_layer_fraction: float, segments=None):
+        self.group = [layer_budget(len(d), int(d.sum()), max_layer_fraction) for d in dropped]
+        self.segments = []
+        for g, d in enumerate(dropped):
+            parts = []
+            for channels in segments[g] if segments else []:
+                member = torch.zeros(len(d), dtype=torch.bool)
+                member[channels] = True
+                parts.append([member, layer_budget(len(channels), int((d & member).sum()), max_layer_fraction)])
+            self.segments.append(parts)
+
+    def allows(self, g: int, c: int) -> bool:
+        return self.group[g] > 0 and all(left > 0 for member, left in self.segments[g] if member[c])
+
+    def take(self, g: int, c: int) -> None:
+        self.group[g] -= 1
+        for part in self.segments[g]:
+            if part[0][c]:
+                part[1] -= 1
+
+
 def select_lowest(
     scores: list[torch.Tensor],
     dropped: list[torch.Tensor],
     ratio: float,
     scope: str = "global",
     max_layer_fraction: float = 1.0,
+    segments: list[list[torch.Tensor]] | None = None,
 ) -> list[torch.Tensor]:
     """Bool masks of the lowest-scoring alive channels to drop.
 
     ``global``: ``round(ratio * all channels)`` picked across groups by score;
     ``layer``: ``round(ratio * size)`` from each group. Already-dropped channels
     are never picked, and no group ends with more than ``max_layer_fraction``
-    of its channels dropped (nor with none alive).
+    of its channels dropped (nor with none alive), nor any conv of a group's ``segments``.
     """
     picks = [torch.zeros(len(s), dtype=torch.bool) for s in scores]
-    budgets = [layer_budget(len(s), int(d.sum()), max_layer_fraction) for s, d in zip(scores, dropped)]
+    caps = Caps([d.cpu() for d in dropped], max_layer_fraction, segments)
     if scope == "layer":
         for g, (s, d) in enumerate(zip(scores, dropped)):
-            want = min(round(ratio * len(s)), budgets[g])
-            alive = (~d).nonzero().flatten()
-            order = alive[torch.argsort(s.detach().float().cpu()[alive], stable=True)]
-            picks[g][order[:want]] = True
+            want = round(ratio * len(s))
+            alive = (~d.cpu()).nonzero().flatten()
+            for c in alive[torch.argsort(s.detach().float().cpu()[alive], stable=True)].tolist():
+                if want == 0:
+                    break
+                if caps.allows(g, c):
+                    caps.take(g, c)
+                    picks[g][c] = True
+                    want -= 1
         return picks
     total = round(ratio * sum(len(s) for s in scores))
     flat = torch.cat([s.detach().float().cpu() for s in scores])
@@ -49,11 +80,11 @@ def select_lowest(
     for i in order:
         if taken >= total:
             break
-        g = owner_of[i]
-        if budgets[g] == 0:
+        g, c = owner_of[i], local_of[i]
+        if not caps.allows(g, c):
             continue
-        chosen[g].append(local_of[i])
-        budgets[g] -= 1
+        chosen[g].append(c)
+        caps.take(g, c)
         taken += 1
     for g, idx in enumerate(chosen):
         picks[g][idx] = True
@@ -68,6 +99,7 @@ def select_to_target(
     metric: str,
     scope: str = "global",
     max_layer_fraction: float = 1.0,
+    segments: list[list[torch.Tensor]] | None = None,
 ) -> list[torch.Tensor]:
     """Bool masks of the lowest-scoring alive channels whose removal leaves at most ``keep`` of the
     dense model's ``metric`` (a :class:`prunekit.cost.CostModel` counts it on the exported shape).
@@ -83,12 +115,12 @@ def select_to_target(
     picks = [torch.zeros(len(s), dtype=torch.bool) for s in scores]
     if scope == "layer":
         lo, hi = 0.0, 1.0
-        best = select_lowest(scores, dropped, hi, "layer", max_layer_fraction)
+        best = select_lowest(scores, dropped, hi, "layer", max_layer_fraction, segments)
         if _left(cost, dropped, best, metric) > goal:
             _unreachable(cost, dropped, best, keep, metric, max_layer_fraction)
         for _ in range(40):  # the smallest uniform ratio that meets the goal
             mid = (lo + hi) / 2
-            trial = select_lowest(scores, dropped, mid, "layer", max_layer_fraction)
+            trial = select_lowest(scores, dropped, mid, "layer", max_layer_fraction, segments)
             if _left(cost, dropped, trial, metric) <= goal:
                 hi, best = mid, trial
             else:
@@ -98,7 +130,7 @@ def select_to_target(
     for g, d in enumerate(dropped):
         for c in d.nonzero().flatten().tolist():
             budget.remove(g, c)
-    budgets = [layer_budget(len(s), int(d.sum()), max_layer_fraction) for s, d in zip(scores, dropped)]
+    caps = Caps([d.cpu() for d in dropped], max_layer_fraction, segments)
     flat = torch.cat([s.detach().float().cpu() for s in scores])
     owner = torch.cat([torch.full((len(s),), g, dtype=torch.long) for g, s in enumerate(scores)]).tolist()
     local = torch.cat([torch.arange(len(s)) for s in scores]).tolist()
@@ -106,12 +138,12 @@ def select_to_target(
     for i in cand[torch.argsort(flat[cand], stable=True)].tolist():
         if budget.totals()[metric] <= goal:
             break
-        g = owner[i]
-        if budgets[g] == 0:
+        g, c = owner[i], local[i]
+        if not caps.allows(g, c):
             continue
-        budget.remove(g, local[i])
-        budgets[g] -= 1
-        picks[g][local[i]] = True
+        budget.remove(g, c)
+        caps.take(g, c)
+        picks[g][c] = True
     if budget.totals()[metric] > goal:
         least = budget.totals()[metric] / cost.dense[metric]
         raise PrunekitError(_unreachable_message(keep, metric, least, max_layer_fraction))
@@ -137,13 +169,17 @@ def _unreachable_message(keep: float, metric: str, least: float, max_layer_fract
     )
 
 
-def least_reachable(cost, dropped: list[torch.Tensor], metric: str, max_layer_fraction: float) -> float:
+def least_reachable(cost, dropped: list[torch.Tensor], metric: str, max_layer_fraction: float, segments=None) -> float:
     """The smallest fraction of the dense ``metric`` the caps allow (every group dropped to its cap)."""
     from .cost import Budget
 
     budget = Budget(cost)
+    caps = Caps([d.cpu() for d in dropped], max_layer_fraction, segments)
     for g, d in enumerate(dropped):
-        allowed = int(d.sum()) + layer_budget(len(d), int(d.sum()), max_layer_fraction)
-        for c in range(allowed):
-            budget.remove(g, c)  # which channels does not change the shapes, only how many
+        for c in d.nonzero().flatten().tolist():
+            budget.remove(g, c)
+        for c in (~d.cpu()).nonzero().flatten().tolist():  # which channels changes the shapes only where
+            if caps.allows(g, c):  # a group spans several convs: taken in order, each within its cap
+                caps.take(g, c)
+                budget.remove(g, c)
     return budget.totals()[metric] / cost.dense[metric]

@@ -145,3 +145,45 @@ def test_a_failed_graph_build_says_whether_the_model_or_torch_pruning_failed(mon
         r"the model itself runs on \(1, 3, 8, 8\)",
     ):
         build_groups(Fixed(), torch.zeros(1, 3, 8, 8))
+
+
+def test_the_per_layer_cap_holds_for_each_branch_of_a_concat_group():
+    """Two convs concatenated and scaled channel-wise by a third (an SE-like gate) form one group of 8
+    channels owned half by each branch: however the scores fall, no branch loses more than the cap
+    of its own 4 filters, and the cut model exports."""
+    from prunekit.pruner import Pruner
+    from prunekit.selection import select_lowest
+
+    class Branches(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 3, padding=1)
+            self.gate = nn.Conv2d(8, 8, 1)
+            self.head = nn.Conv2d(8, 2, 1)
+
+        def forward(self, x):
+            y = torch.cat([self.a(x), self.b(x)], 1)
+            return self.head(y * torch.sigmoid(self.gate(y.mean((2, 3), keepdim=True)))).mean((2, 3))
+
+    torch.manual_seed(0)
+    model = Branches()
+    groups = build_groups(model, torch.zeros(1, 3, 8, 8))
+    group = next(g for g in groups if g.size == 8)
+    assert sorted(len(s) for s in group.segments) == [4, 4]
+    scores = [torch.arange(g.size, dtype=torch.float) for g in groups]  # branch a's channels lowest
+    picks = select_lowest(
+        scores,
+        [torch.zeros(g.size, dtype=torch.bool) for g in groups],
+        0.9,
+        "global",
+        0.75,
+        [g.segments for g in groups],
+    )
+    pick = picks[groups.groups.index(group)]
+    for seg in group.segments:
+        assert 1 <= int(pick[seg].sum()) <= 3  # at most floor(0.75 * 4), and never the whole branch
+    pruner = Pruner(model, torch.zeros(1, 3, 8, 8), ranker="l2", groups=groups)
+    pruner.drop(keep=0.3, metric="macs")
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert float((model(x) - pruner.export()(x)).abs().max()) < 1e-5
