@@ -1,20 +1,23 @@
-"""The command line: runs, records, resume, listing, and one clear line for bad input."""
+"""The command line: runs, records, resume, and one clear line for bad input.
 
+Config resolution is tested in test_config.py, `prunekit list` and plugins in test_registry.py, resuming
+in the engine in test_engine.py."""
+
+import errno
 import json
 import os
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import run_cli
+from helpers import FAST, _strip, run_cli
 
-from prunekit import registry
-from prunekit.cli import _describe as cli_describe
-from prunekit.config import resolve
-from prunekit.engine import Callbacks, start_run
+import prunekit.data as data
+from prunekit import records, registry
+from prunekit.cli import run as run_command
 from prunekit.errors import PrunekitError
-
-FAST = ["--dataset", "synthetic", "--model", "c2_8", "--batch-size", "64", "--quiet"]
+from prunekit.interfaces import Ranker
+from prunekit.records import RunDir, atomic_save, atomic_write_text
 
 
 def test_run_writes_a_complete_record(tmp_path, capsys):
@@ -65,87 +68,6 @@ def test_run_writes_a_complete_record(tmp_path, capsys):
     assert "final_test_acc" in out
 
 
-class StopAfter(Callbacks):
-    def __init__(self, epochs):
-        self.epochs = epochs
-
-    def epoch_end(self, record):
-        if record["epoch"] == self.epochs:
-            raise KeyboardInterrupt
-
-
-def _strip(rows):
-    return [{k: v for k, v in r.items() if k not in ("seconds", "train_seconds", "images_per_s")} for r in rows]
-
-
-@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
-def test_resume_equals_uninterrupted(tmp_path, optimizer):
-    values = {
-        "method": "repr",
-        "dataset": "synthetic",
-        "model": "c2_8",
-        "epochs": 5,
-        "s1": 1,
-        "s2": 1,
-        "optimizer": optimizer,
-        "momentum": 0.0,
-        "out": str(tmp_path),
-        "batch_size": 64,
-    }
-    if optimizer == "sgd":
-        values["momentum"] = 0.9
-    full = start_run(resolve({**values, "name": "full"}))
-    cfg = resolve({**values, "name": "cut"})
-    with pytest.raises(KeyboardInterrupt):
-        start_run(cfg, callbacks=StopAfter(2))  # stopped inside the sub-network phase
-    assert not (tmp_path / "cut" / "summary.json").exists()
-    resumed = start_run(resolve({**values, "name": "cut"}), resume=True)
-    read = lambda n: [json.loads(x) for x in (tmp_path / n / "metrics.jsonl").read_text().splitlines()]
-    assert _strip(read("full")) == _strip(read("cut"))
-    assert resumed["final_test_acc"] == full["final_test_acc"]
-    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
-
-
-def test_each_start_and_resume_records_its_code_libraries_and_hardware(tmp_path):
-    import platform
-    import shutil
-    import subprocess
-
-    values = {
-        "method": "repr",
-        "dataset": "synthetic",
-        "model": "c2_8",
-        "epochs": 3,
-        "s1": 1,
-        "s2": 1,
-        "out": str(tmp_path),
-        "name": "r",
-        "batch_size": 64,
-    }
-    with pytest.raises(KeyboardInterrupt):
-        start_run(resolve(values), callbacks=StopAfter(2))
-    start_run(resolve(values), resume=True)
-    sessions = [json.loads(line) for line in (tmp_path / "r" / "sessions.jsonl").read_text().splitlines()]
-    assert [s["from_epoch"] for s in sessions] == [0, 2]
-    for s in sessions:
-        assert s["torch"] == torch.__version__ and s["python"] == platform.python_version()
-        assert s["device"] == "cpu" and s["threads"] == torch.get_num_threads() and s["prunekit"]
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    head = (
-        subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True)
-        if shutil.which("git")
-        else None
-    )
-    if head is not None and head.returncode == 0:  # a checkout: the commit that trained, and whether it was edited
-        assert sessions[0]["commit"] == head.stdout.strip() and isinstance(sessions[0]["code_modified"], bool)
-    start_run(resolve(values), resume=True)  # finished: nothing trains, no session recorded
-    assert len((tmp_path / "r" / "sessions.jsonl").read_text().splitlines()) == 2
-    start_run(resolve(values), overwrite=True)  # a replaced run starts a fresh history
-    assert len((tmp_path / "r" / "sessions.jsonl").read_text().splitlines()) == 1
-
-
 def test_resume_via_cli_and_refusals(tmp_path, capsys):
     base = ["run", "--method", "standard", "--epochs", "2", "--out", str(tmp_path), "--name", "s", *FAST]
     assert run_cli(base, capsys)[0] == 0
@@ -161,46 +83,6 @@ def test_resume_via_cli_and_refusals(tmp_path, capsys):
     assert code == 2 and "damaged" in err
     code, _, err = run_cli(["run", "--resume", str(tmp_path / "nothing")], capsys)
     assert code == 2 and "not a prunekit run" in err
-
-
-def test_config_file_and_overrides(tmp_path, capsys):
-    cfg = tmp_path / "my.yaml"
-    cfg.write_text("method: repr\nlr: 0.05\nweight_decay: 5e-4\nepochs: 3\ns1: 1\ns2: 1\nnext_layer: random\n")
-    code, _, err = run_cli(
-        [
-            "run",
-            "--config",
-            str(cfg),
-            "--lr",
-            "0.003",
-            "--set",
-            "scope=layer",
-            "--set",
-            "prune_ratio=2.5e-1",
-            "--out",
-            str(tmp_path),
-            "--name",
-            "c",
-            *FAST,
-        ],
-        capsys,
-    )
-    assert code == 0, err
-    saved = json.loads((tmp_path / "c" / "config.json").read_text())
-    assert saved["lr"] == 0.003 and saved["epochs"] == 3
-    assert saved["weight_decay"] == 5e-4 and saved["schedule_args"]["prune_ratio"] == 0.25  # exponents are numbers
-    assert saved["reinitializer_args"]["next_layer"] == "random" and saved["ranker_args"]["scope"] == "layer"
-
-
-def test_a_name_is_the_text_typed(tmp_path, capsys):
-    for name in ("2024", "2024-11-30", "0755"):  # YAML would read a number, a date, an octal number
-        code, _, err = run_cli(["run", "--set", f"name={name}", "--epochs", "1", "--out", str(tmp_path), *FAST], capsys)
-        assert code == 0, err
-        assert json.loads((tmp_path / name / "config.json").read_text())["name"] == name
-    cfg = tmp_path / "named.yaml"
-    cfg.write_text("name: 2024-12-01\n")
-    code, _, err = run_cli(["run", "--config", str(cfg), "--epochs", "1", "--out", str(tmp_path), *FAST], capsys)
-    assert code == 0 and (tmp_path / "2024-12-01" / "config.json").exists(), err
 
 
 @pytest.mark.parametrize(
@@ -245,27 +127,7 @@ def test_bad_input_gives_one_clear_line(tmp_path, capsys, argv, message):
     assert not any(tmp_path.iterdir())  # nothing written
 
 
-def test_bad_config_files(tmp_path, capsys):
-    missing = tmp_path / "missing.yaml"
-    code, _, err = run_cli(["run", "--config", str(missing)], capsys)
-    assert code == 2 and "cannot read config file" in err
-    broken = tmp_path / "broken.yaml"
-    broken.write_text("lr: [0.1\n")
-    code, _, err = run_cli(["run", "--config", str(broken)], capsys)
-    assert code == 2 and "cannot parse config file" in err
-    listed = tmp_path / "listed.yaml"
-    listed.write_text("model: [c3_32]\n")
-    code, _, err = run_cli(["run", "--config", str(listed)], capsys)
-    assert code == 2 and "model must be a name, got ['c3_32']" in err and "Traceback" not in err
-    wrong = tmp_path / "wrong.yaml"
-    wrong.write_text("learning_rate: 0.1\n")
-    code, _, err = run_cli(["run", "--config", str(wrong)], capsys)
-    assert code == 2 and "learning_rate" in err and "valid:" in err
-
-
 def test_missing_data_offline_says_how_to_get_it(tmp_path, capsys, monkeypatch):
-    import prunekit.data as data
-
     def offline(name, root, download):
         raise RuntimeError(
             "Dataset not found or corrupted."
@@ -305,177 +167,7 @@ def test_a_data_folder_that_is_a_file_is_one_line_naming_where_it_came_from(tmp_
     assert not (tmp_path / "runs").exists()
 
 
-def test_list_shows_packages_and_survives_a_broken_plugin(capsys, monkeypatch):
-    class BrokenEP:
-        value = "nowhere:thing"
-
-        def load(self):
-            raise ImportError("no module named nowhere")
-
-    reg = registry.REGISTRY
-    reg.discover()
-    monkeypatch.setitem(
-        reg.entries["rankers"],
-        "broken",
-        registry._EntryPointEntry("broken", "rankers", "nowhere:thing", "thirdparty-pkg", ep=BrokenEP()),
-    )
-    code, out, err = run_cli(["list"], capsys)
-    assert code == 0, err
-    assert "broken" in out and "thirdparty-pkg" in out and "no module named nowhere" in out
-    assert "orthogonality" in out and "prunekit" in out and "nullspace" in out
-    code, _, err = run_cli(["run", "--method", "repr", "--ranker", "broken"], capsys)
-    assert code == 2 and "failed to load" in err and "thirdparty-pkg" in err
-
-
-def test_list_describes_every_entry_and_names_an_example_of_each_family(capsys):
-    code, out, err = run_cli(["list"], capsys)
-    assert code == 0, err
-    for kind in registry.KINDS:
-        for entry in registry.REGISTRY.report(kind):
-            assert cli_describe(entry.load(), False), f"{kind} {entry.name} has no description"
-    flat = " ".join(out.split())
-    for example in ("family, e.g. c3_32:", "family, e.g. timm:resnet18:", "family, e.g. folder:/data/imagenet:"):
-        assert example in flat
-
-
-def test_list_models_pattern(capsys):
-    code, out, _ = run_cli(["list", "--models", "timm:resnet1*"], capsys)
-    assert code == 0 and "timm:resnet18" in out.split()
-    code, out, _ = run_cli(["list", "--models", "c*"], capsys)
-    assert "c3_32" in out.split() and not any("*" in name for name in out.split())  # names, not the provider's pattern
-
-
-def test_cli_beats_config_file_whatever_the_spelling(tmp_path):
-    cfg = resolve({"method": "repr", "s1": 5}, {"schedule.s1": 10})
-    assert cfg.schedule_args["s1"] == 10
-    cfg = resolve({"method": "repr", "schedule.s1": 5}, {"s1": 10})
-    assert cfg.schedule_args["s1"] == 10
-
-
-@pytest.mark.parametrize(
-    "values, message",
-    [
-        ({"method": "standard", "schedule": "repr"}, "has no ranker"),
-        ({"optimizer": "adamw", "momentum": 0.9}, "apply to sgd only"),
-        ({"method": "repr", "max_layer_fraction": "abc"}, "bad option value"),
-        ({"lr_milestones": 30}, "lr_milestones must be a list"),
-        ({"seed": -1}, "seed must be a non-negative integer"),
-        ({"augment": "yes"}, "augment must be true or false"),
-    ],
-)
-def test_bad_values_are_one_line_errors(values, message):
-    from prunekit.errors import PrunekitError
-
-    with pytest.raises(PrunekitError, match=message):
-        resolve(values)
-
-
-def test_exclude_accepts_a_single_pattern():
-    assert resolve({"exclude": "features.0"}).exclude == ["features.0"]
-
-
-def test_a_cut_last_metrics_line_is_ignored_on_resume(tmp_path):
-    values = {
-        "method": "standard",
-        "dataset": "synthetic",
-        "model": "c2_8",
-        "epochs": 3,
-        "out": str(tmp_path),
-        "batch_size": 64,
-        "name": "r",
-    }
-    with pytest.raises(KeyboardInterrupt):
-        start_run(resolve(values), callbacks=StopAfter(1))
-    with open(tmp_path / "r" / "metrics.jsonl", "a") as f:
-        f.write('{"epoch": 2, "train_lo')  # killed in the middle of a write
-    summary = start_run(resolve(values), resume=True)
-    rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [1, 2, 3] and summary["epochs"] == 3
-
-
-def test_a_third_party_ranker_plugs_into_the_repr_cycle(tmp_path, monkeypatch):
-    from prunekit import Ranker
-
-    computed = []
-
-    class MaxAbs(Ranker):
-        def scores(self, ctx):
-            out = [sum(ctx.filter_rows(g, n).abs().amax(1).cpu() for n in g.filters) for g in ctx.groups]
-            computed.append(out)
-            return out
-
-    reg = registry.REGISTRY
-    reg.discover()
-    monkeypatch.setitem(
-        reg.entries["rankers"], "maxabs", registry._ObjectEntry("maxabs", "rankers", "MaxAbs", "mypkg", obj=MaxAbs)
-    )
-    cfg = resolve(
-        {
-            "method": "repr",
-            "ranker": "maxabs",
-            "dataset": "synthetic",
-            "model": "c2_8",
-            "epochs": 3,
-            "s1": 1,
-            "s2": 1,
-            "batch_size": 64,
-            "out": str(tmp_path),
-            "scope": "layer",
-        }
-    )
-    start_run(cfg)
-    events = [json.loads(x) for x in (tmp_path / cfg.run_name / "events.jsonl").read_text().splitlines()]
-    assert [len(v) for v in events[0]["dropped"].values()] == [2, 2]  # 30 % of 8 per layer
-    assert len(computed) == 1  # one drop, ranked by the plugin, whose scores the record keeps
-    for g, name in enumerate(events[0]["order"]):
-        recorded = torch.tensor(events[0]["scores"][name], dtype=torch.float64)
-        assert torch.allclose(recorded, computed[0][g].double())
-        assert set(events[0]["dropped"][name]) == set(torch.argsort(recorded)[:2].tolist())  # the lowest go
-
-
-def test_a_ranker_with_its_own_select_is_honoured(tmp_path, monkeypatch):
-    from prunekit import Ranker
-
-    class FirstTwo(Ranker):
-        """Always drops channels 0 and 1 of every group, whatever the scores say."""
-
-        def scores(self, ctx):
-            return [torch.zeros(g.size) for g in ctx.groups]
-
-        def select(self, ctx, ratio):
-            picks = [torch.zeros(g.size, dtype=torch.bool) for g in ctx.groups]
-            for p in picks:
-                p[:2] = True
-            return picks
-
-    reg = registry.REGISTRY
-    reg.discover()
-    monkeypatch.setitem(
-        reg.entries["rankers"],
-        "firsttwo",
-        registry._ObjectEntry("firsttwo", "rankers", "FirstTwo", "mypkg", obj=FirstTwo),
-    )
-    cfg = resolve(
-        {
-            "method": "repr",
-            "ranker": "firsttwo",
-            "dataset": "synthetic",
-            "model": "c2_8",
-            "epochs": 3,
-            "s1": 1,
-            "s2": 1,
-            "batch_size": 64,
-            "out": str(tmp_path),
-        }
-    )
-    start_run(cfg)
-    events = [json.loads(x) for x in (tmp_path / cfg.run_name / "events.jsonl").read_text().splitlines()]
-    assert list(events[0]["dropped"].values()) == [[0, 1], [0, 1]] and events[0]["scores"] is None
-
-
 def test_a_run_being_trained_by_another_process_is_refused_untouched(tmp_path, capsys):
-    from prunekit.records import RunDir
-
     base = [
         "--method",
         "standard",
@@ -508,8 +200,6 @@ def test_a_run_being_trained_by_another_process_is_refused_untouched(tmp_path, c
 
 @pytest.mark.parametrize("umask", [0o022, 0o002], ids=["umask022", "umask002"])
 def test_records_get_the_mode_of_any_new_file(tmp_path, umask):
-    from prunekit.records import atomic_save, atomic_write_text
-
     old = os.umask(umask)
     try:
         atomic_write_text("{}\n", tmp_path / "config.json")
@@ -540,36 +230,10 @@ def test_a_file_where_a_run_folder_must_go_is_one_line_and_stays(tmp_path, capsy
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 
 
-def test_resume_under_another_setup_warns_and_names_what_changed(tmp_path, capsys):
-    values = {
-        "method": "standard",
-        "dataset": "synthetic",
-        "model": "c2_8",
-        "epochs": 2,
-        "out": str(tmp_path),
-        "name": "r",
-        "batch_size": 64,
-    }
-    with pytest.raises(KeyboardInterrupt):
-        start_run(resolve(values), callbacks=StopAfter(1))
-    path = tmp_path / "r" / "sessions.jsonl"
-    first = json.loads(path.read_text())
-    path.write_text(json.dumps({**first, "torch": "1.0.0", "device": "cuda:0"}) + "\n")
-    code, _, err = run_cli(["run", "--resume", str(tmp_path / "r"), "--quiet"], capsys)
-    assert code == 0
-    assert "warning:" in err and "epochs 1-1 were trained under another setup" in err
-    assert f"torch 1.0.0 -> {torch.__version__}" in err and "device cuda:0 -> cpu" in err
-    assert [json.loads(x)["torch"] for x in path.read_text().splitlines()] == ["1.0.0", torch.__version__]
-
-
 def test_a_write_that_fails_midway_keeps_the_last_checkpoint_and_whole_records(tmp_path, capsys, monkeypatch):
     """Disk full while writing epoch 3's checkpoint, and then while appending a record: one line, exit 2,
     the epoch-2 checkpoint and every record line intact, no temp file left; the run then resumes to the
     same numbers as one never interrupted."""
-    import errno
-
-    from prunekit import records
-
     argv = ["run", "--method", "repr", "--epochs", "4", "--s1", "1", "--s2", "1", *FAST, "--out", str(tmp_path)]
     assert run_cli(argv + ["--name", "full"], capsys)[0] == 0
     real_save, saves = torch.save, []
@@ -613,8 +277,6 @@ def test_a_write_that_fails_midway_keeps_the_last_checkpoint_and_whole_records(t
 def test_a_components_own_options_are_command_line_options(tmp_path, capsys, monkeypatch):
     """A ranker registered by a third party brings its __init__ options to `run` (typed, with its help),
     beside RePr's, and a value given there reaches that ranker."""
-    from prunekit.cli import run as run_command
-    from prunekit.interfaces import Ranker
 
     class Sharp(Ranker):
         option_help = {"sharpness": "How sharp."}

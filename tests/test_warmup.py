@@ -1,0 +1,224 @@
+"""Cells of a grid sharing a warm-up (prunekit.warmup): which sibling leads, a cell started from its
+warm-up, and the same numbers as a run from scratch."""
+
+import csv
+import json
+
+import pytest
+import torch
+from helpers import _records_without_timing, run_cli
+
+from prunekit import bench as grid_mod
+from prunekit.records import RunDir
+
+
+def test_warmup_leaders_pick_a_sibling_that_will_keep_a_usable_warmup_and_leaders_run_first(tmp_path, capsys):
+    def plan(methods, sets=()):
+        cells = grid_mod.grid(methods, grid_mod.parse_grid_sets(list(sets)), [0])
+        base = {"dataset": "synthetic", "model": "c2_8", "epochs": 6, "s1": 2, "s2": 1}
+        configs = grid_mod.cell_configs(cells, base, tmp_path / "grid")
+        leaders = grid_mod.warmup_leaders(tmp_path / "grid", cells, configs)
+        return cells, leaders, [cells[i].name for i in grid_mod.leaders_first(cells, leaders)]
+
+    cells, leaders, order = plan(["standard", "repr", "random"])
+    # standard keeps no warm-up and may wait for a later cell; random keeps one, so it waits only for an earlier one
+    assert leaders == {"standard_seed0": "repr_seed0", "random_seed0": "repr_seed0"}
+    assert order == ["repr_seed0", "standard_seed0", "random_seed0"]
+    _, leaders, _ = plan(["repr"], ["lr=0.05,0.1"])
+    assert leaders == {}  # other training settings share nothing
+    _, leaders, _ = plan(["repr"], ["schedule.s1=1,2"])
+    assert leaders == {"repr_schedule.s1=2_seed0": "repr_schedule.s1=1_seed0"}  # epoch 1 is before its own drop
+    _, leaders, _ = plan(["repr"], ["schedule.s1=2,1"])
+    assert leaders == {}  # the epoch-2 warm-up comes after s1=1's drop; s1=2 may not wait for a later cell
+    # a sibling already past its first event without a kept warm-up will never keep one
+    code, _, err = run_cli(
+        [
+            "bench",
+            "--methods",
+            "repr",
+            "--seeds",
+            "0",
+            "--dataset",
+            "synthetic",
+            "--model",
+            "c2_8",
+            "--epochs",
+            "6",
+            "--s1",
+            "2",
+            "--s2",
+            "1",
+            "--quiet",
+            "--out",
+            str(tmp_path / "grid"),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    for name in ("warmup.pt", "warmup.json"):
+        (tmp_path / "grid" / "repr_seed0" / name).unlink()
+    _, leaders, _ = plan(["standard", "repr"])
+    assert leaders == {}
+
+
+def test_a_cell_started_from_a_siblings_warmup_matches_one_run_from_scratch(tmp_path, capsys):
+    grid = [
+        "bench",
+        "--methods",
+        "repr,standard,random",
+        "--seeds",
+        "0",
+        "--dataset",
+        "synthetic",
+        "--model",
+        "c2_8",
+        "--epochs",
+        "5",
+        "--s1",
+        "2",
+        "--s2",
+        "1",
+        "--batch-size",
+        "64",
+        "--momentum",
+        "0.9",
+        "--quiet",
+    ]
+    shared, alone = tmp_path / "shared", tmp_path / "alone"
+    code, _, err = run_cli([*grid, "--out", str(shared)], capsys)
+    assert code == 0, err
+    assert err.count("starts from the warm-up of repr_seed0 (epochs 1-2)") == 2  # standard and random
+    assert json.loads((shared / "repr_seed0" / "warmup.json").read_text()) == {"epoch": 2, "device": "cpu"}
+    assert json.loads((shared / "random_seed0" / "fork.json").read_text())["epoch"] == 2
+    # the fork's sessions: the one that trained its first two epochs (repr's), then its own from epoch 2
+    sessions = _records_without_timing(shared / "random_seed0" / "sessions.jsonl")
+    assert [s["from_epoch"] for s in sessions] == [0, 2]
+    assert sessions[0] == _records_without_timing(shared / "repr_seed0" / "sessions.jsonl")[0]
+    code, _, err = run_cli([*grid, "--no-share-warmup", "--out", str(alone)], capsys)
+    assert code == 0 and "warm-up of" not in err, err
+    for name in ("standard_seed0", "random_seed0"):
+        assert not (alone / name / "fork.json").exists()
+        assert _records_without_timing(shared / name / "metrics.jsonl") == _records_without_timing(
+            alone / name / "metrics.jsonl"
+        )
+        drops = [
+            {k: v for k, v in e.items() if k != "seconds"}
+            for e in _records_without_timing(alone / name / "events.jsonl")
+        ]
+        assert drops == [
+            {k: v for k, v in e.items() if k != "seconds"}
+            for e in _records_without_timing(shared / name / "events.jsonl")
+        ]
+        a = torch.load(shared / name / "checkpoint.pt", weights_only=True)["model"]
+        b = torch.load(alone / name / "checkpoint.pt", weights_only=True)["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (alone / "random_seed0" / "events.jsonl").read_text().count('"drop"') == 1  # the events did happen
+    # speed columns count only the epochs a cell trained itself, not those timed in its leader's process
+    rows = {r["method"]: r for r in csv.DictReader((shared / "table.csv").open())}
+    own = [json.loads(line) for line in (shared / "standard_seed0" / "metrics.jsonl").read_text().splitlines()][2:]
+    assert float(rows["standard"]["images_per_s_mean"]) == pytest.approx(sum(m["images_per_s"] for m in own) / 3)
+    summary = json.loads((shared / "standard_seed0" / "summary.json").read_text())
+    assert summary["images_per_s"] == pytest.approx(sum(m["images_per_s"] for m in own) / 3)  # so does summary.json
+    base = [json.loads(line) for line in (shared / "repr_seed0" / "metrics.jsonl").read_text().splitlines()]
+    per_epoch = sum(m["seconds"] for m in own) / 3, sum(m["seconds"] for m in base) / 5
+    assert float(rows["standard"]["overhead"]) == pytest.approx(100 * (per_epoch[0] / per_epoch[1] - 1))
+    # a folder left holding only the lock file of a removed run takes the warm-up again
+    victim = shared / "standard_seed0"
+    for path in victim.iterdir():
+        if path.name != ".lock":
+            path.unlink()
+    assert [p.name for p in victim.iterdir()] == [".lock"]
+
+    with RunDir(victim).training_lock():  # ... but not while a process still holds that lock
+        code, _, err = run_cli([*grid, "--out", str(shared)], capsys)
+    assert code == 2 and "is being trained by another process" in err and "Traceback" not in err
+    code, _, err = run_cli([*grid, "--out", str(shared)], capsys)
+    assert code == 0 and "standard_seed0: starts from the warm-up of repr_seed0" in err, err
+    assert _records_without_timing(victim / "metrics.jsonl") == _records_without_timing(
+        alone / "standard_seed0" / "metrics.jsonl"
+    )
+
+
+def test_a_cell_that_spares_the_first_conv_starts_from_the_warmup_and_matches_one_run_from_scratch(tmp_path, capsys):
+    grid = [
+        "bench",
+        "--methods",
+        "repr",
+        "--ablate",
+        "--set",
+        "exclude_first=true",
+        "--seeds",
+        "0",
+        "--dataset",
+        "synthetic",
+        "--model",
+        "c2_8",
+        "--epochs",
+        "4",
+        "--s1",
+        "2",
+        "--s2",
+        "1",
+        "--batch-size",
+        "64",
+        "--momentum",
+        "0.9",
+        "--jobs",
+        "1",
+        "--quiet",
+    ]
+    shared, alone = tmp_path / "shared", tmp_path / "alone"
+    code, _, err = run_cli([*grid, "--out", str(shared)], capsys)
+    assert code == 0, err
+    assert err.count("starts from the warm-up of repr_seed0 (epochs 1-2)") == 1, err
+    code, _, err = run_cli([*grid, "--no-share-warmup", "--out", str(alone)], capsys)
+    assert code == 0 and "warm-up of" not in err, err
+    name = "repr_exclude_first=True_seed0"
+    assert _records_without_timing(shared / name / "metrics.jsonl") == _records_without_timing(
+        alone / name / "metrics.jsonl"
+    )
+    events = [json.loads(line) for line in (alone / name / "events.jsonl").read_text().splitlines()]
+    assert events and all("features.0" not in e["dropped"] for e in events if e["event"] == "drop")
+    a = torch.load(shared / name / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(alone / name / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_no_cell_starts_from_a_warmup_of_other_training_settings_or_past_its_own_first_event(tmp_path, capsys):
+    out = tmp_path / "grid"
+    code, _, err = run_cli(
+        [
+            "bench",
+            "--methods",
+            "repr",
+            "--set",
+            "schedule.s1=2,1",
+            "--set",
+            "lr=0.05,0.1",
+            "--seeds",
+            "0",
+            "--dataset",
+            "synthetic",
+            "--model",
+            "c2_8",
+            "--epochs",
+            "4",
+            "--s2",
+            "1",
+            "--batch-size",
+            "64",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    # s1=2 keeps a warm-up at epoch 2 and s1=1 at epoch 1; a cell of the other lr may use neither,
+    # and an s1=1 cell may not start from an epoch-2 warm-up (its first drop comes before)
+    assert "warm-up of" not in err
+    assert {
+        json.loads((out / n / "warmup.json").read_text())["epoch"]
+        for n in ("repr_lr=0.05_schedule.s1=2_seed0", "repr_lr=0.05_schedule.s1=1_seed0")
+    } == {2, 1}
+    assert not any((p / "fork.json").exists() for p in out.iterdir() if p.is_dir())
