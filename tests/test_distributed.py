@@ -197,3 +197,18 @@ def _rank_pid(agent_pid: int, rank: int) -> int:
         if f"RANK={rank}".encode() in environ:
             return int(child)
     raise AssertionError(f"torchrun has no worker of rank {rank}")
+
+
+def test_more_ranks_on_a_machine_than_gpus_is_one_line_before_joining(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    joined = []
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda **kw: joined.append(kw))
+    with pytest.raises(PrunekitError, match="torchrun started 4 ranks on this machine but it has 2 GPU"):
+        distributed.setup("cuda")
+    with pytest.raises(PrunekitError, match="--device cuda:1 names one GPU"):
+        distributed.setup("cuda:1")
+    assert joined == [] and not distributed.world().distributed
