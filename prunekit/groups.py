@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import signal
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -108,13 +109,14 @@ def build_groups(
     was_training = model.training
     model.eval()
     progress = _Progress(model)
+    deadline = time.monotonic() + timeout if timeout else None
     try:
         with _time_bound(timeout), torch.enable_grad():  # torch-pruning traces through autograd
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
-            progress.stage = "grouping coupled channels"
-            tp_groups = list(
-                graph.get_all_groups(ignored_layers=ignore, root_module_types=(nn.Conv2d, nn.Conv1d, nn.Conv3d))
-            )
+        progress.stage = "grouping coupled channels"
+        tp_groups, slow = _conv_groups(graph, ignore, deadline, timeout)
+        if slow and not tp_groups:
+            raise _TimeUp()
     except _TimeUp:
         raise PrunekitError(
             f"building the filter groups of {type(model).__name__} took more than {timeout:g} s (torch-pruning, "
@@ -130,6 +132,7 @@ def build_groups(
     order = {m: i for i, m in enumerate(convs)}
 
     groups, excluded, unsupported, owners = [], [], set(), []
+    excluded += [f"{names[m]}: torch-pruning did not group it within the time bound (left unpruned)" for m in slow]
     for tp_group in tp_groups:
         root = tp_group[0].dep.target.module
         root_name = names[root]
@@ -205,6 +208,41 @@ def _segments(slices: list[Slice], size: int, model: nn.Module) -> list[torch.Te
             seen.add(key)
             out.append(channels)
     return out
+
+
+def _conv_groups(graph, ignore: list, deadline: float | None, timeout: float | None):
+    """torch-pruning's groups rooted at each conv (as its ``get_all_groups`` makes them), each root given
+    at most a tenth of the time bound (at least 2 s) and all of them the rest of it: a root whose
+    group torch-pruning cannot work out in time (attention hybrids can take minutes) is returned
+    in ``slow`` and left unpruned, and the rest of the model is grouped."""
+    ignored = ignore + graph.IGNORED_LAYERS_IN_TRACING
+    visited, groups, slow = set(), [], []
+    per_root = max(2.0, timeout / 10) if timeout else None
+    for m in list(graph.module2node.keys()):
+        if m in ignored or not isinstance(m, (nn.Conv2d, nn.Conv1d, nn.Conv3d)) or id(m) in visited:
+            continue
+        pruner = graph.get_pruner_of_module(m)
+        if pruner is None or pruner.get_out_channels(m) is None:
+            continue
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            slow.append(m)
+            continue
+        try:
+            with _time_bound(min(per_root, left) if left is not None else None):
+                group = graph.get_pruning_group(m, pruner.prune_out_channels, list(range(pruner.get_out_channels(m))))
+        except _TimeUp:
+            slow.append(m)
+            continue
+        prunable = True
+        for dep, _ in group:
+            if graph.is_out_channel_pruning_fn(dep.handler):
+                visited.add(id(dep.target.module))
+                if dep.target.module in ignored:
+                    prunable = False
+        if prunable:
+            groups.append(group)
+    return groups, slow
 
 
 class _TimeUp(BaseException):
