@@ -348,7 +348,8 @@ def _location_options(cfg) -> list[str]:
 
 
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM (torchrun repeats it) must not cut the
+    raise KeyboardInterrupt  # way out short: the process still says where the run stopped, then exits
 
 
 @contextmanager
@@ -359,7 +360,8 @@ def _sigterm_as_interrupt():
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if signal.getsignal(signal.SIGTERM) is _interrupt:  # not once SIGTERM came: it is ignored until exit
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _bench_in_process(out_dir, cells, configs, share_warmup, threads, quiet) -> None:
@@ -546,7 +548,7 @@ def main(argv=None) -> None:
     try:
         cli.main(args=argv, prog_name="prunekit", standalone_mode=False)
     except PrunekitError as exc:
-        console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C inside a command into Abort
         from .distributed import launched_by_torchrun

@@ -495,21 +495,24 @@ def start_run(
                 run_dir.write_config(cfg.to_dict())
             world.barrier()
             return run.run()
-    except dist_errors() as exc:
-        if not world.distributed:
+    except RuntimeError as exc:  # torch's DistError is one; gloo reports a lost peer as a plain RuntimeError
+        if not world.distributed or not _lost_peer(exc):
             raise
         raise PrunekitError(
-            f"rank {world.rank} lost contact with the other ranks ({first_line(exc, 100)}): one of "
-            f"them stopped; finished epochs are kept in {run_dir.path}: continue with `torchrun "
-            f"--nproc-per-node {world.size} -m prunekit run --resume {run_dir.path}`"
+            f"rank {world.rank}: lost contact with the other ranks ({first_line(exc, 100)}): one of them stopped; "
+            f"finished epochs are kept in {run_dir.path}: continue with `torchrun --nproc-per-node {world.size} "
+            f"-m prunekit run --resume {run_dir.path}`"
         ) from None
 
 
-def dist_errors() -> tuple[type[BaseException], ...]:
-    """What a collective raises when a peer rank has gone."""
+def _lost_peer(exc: RuntimeError) -> bool:
+    """Whether a collective failed because another rank went away (not a bug of this one)."""
     import torch.distributed as tdist
 
-    return (tdist.DistError,) if hasattr(tdist, "DistError") else (RuntimeError,)
+    if isinstance(exc, getattr(tdist, "DistError", ())):
+        return True
+    text = str(exc)
+    return any(k in text for k in ("Connection closed by peer", "Connection reset", "gloo", "NCCL", "Broken pipe"))
 
 
 def _name_own_groups_in_warmup_records(run: Run, run_dir: RunDir) -> None:

@@ -325,3 +325,10 @@ def test_a_components_own_options_are_command_line_options(tmp_path, capsys, mon
     assert json.loads((tmp_path / "s" / "config.json").read_text())["ranker_args"]["sharpness"] == 2.5
     code, _, err = run_cli(["run", "--sharpness", "blunt"], capsys)
     assert code != 0 and "blunt" in err
+
+
+def test_an_error_that_holds_square_brackets_is_printed_as_written(tmp_path, capsys):
+    """Messages carry paths and library errors (gloo's start with "[/path/pair.cc:561]"): no markup."""
+    odd = tmp_path / "[/not-markup]"
+    code, out, err = run_cli(["run", "--resume", str(odd)], capsys)
+    assert code == 2 and "[/not-markup]" in " ".join(err.split()) and "Traceback" not in out + err
