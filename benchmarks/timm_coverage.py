@@ -148,8 +148,14 @@ def cause(row: dict) -> str:
     if row["result"] in ("ok", "skipped", "no filters"):
         return row["result"]
     reason = row.get("reason") or ""
-    if "torch-pruning" in reason or row.get("stage") == "export":
-        return f"{row['stage']}: torch-pruning"
+    if row.get("stage") == "export":
+        if "differ from the masked" in reason:
+            return "export: cut model's outputs differ from the masked one's (a norm or attention mixes channels)"
+        if "torch-pruning cannot cut" in reason:
+            return "export: torch-pruning refuses a cut"
+        return "export: the cut model does not run (reshapes that assume the old widths)"
+    if "torch-pruning cannot build" in reason:
+        return f"{row['stage']}: torch-pruning cannot build the graph"
     if "time" in reason.lower() and row.get("stage") == "build":
         return "build: graph time bound"
     return f"{row['stage']}: {reason.split(':')[0]}"
@@ -202,11 +208,14 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds per family before its process is killed")
     ap.add_argument("--redo", action="store_true", help="run the families again (those of --families, else all)")
     ap.add_argument("--out", type=Path, default=RESULTS / "timm_coverage.json")
+    ap.add_argument("--table-only", action="store_true", help="write the tables from the JSON, run nothing")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(one_family(args.child, int(args.max_params), args.graph_timeout)))
         return
+    if args.table_only:
+        return write_tables(json.loads(args.out.read_text())["rows"], args.out)
     import timm
     import torch
 
