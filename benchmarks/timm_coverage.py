@@ -153,7 +153,7 @@ def cause(row: dict) -> str:
             return "export: cut model's outputs differ from the masked one's (a norm or attention mixes channels)"
         if "torch-pruning cannot cut" in reason:
             return "export: torch-pruning refuses a cut"
-        return "export: the cut model does not run (reshapes that assume the old widths)"
+        return "export: the cut model does not run (a reshape or grouped conv left at the old width)"
     if "torch-pruning cannot build" in reason:
         return f"{row['stage']}: torch-pruning cannot build the graph"
     if "time" in reason.lower() and row.get("stage") == "build":
