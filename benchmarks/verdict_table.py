@@ -7,7 +7,7 @@ Reads every run folder (``config.json``) under the grids given (default: the pap
 pooled and low-lr grids in benchmarks/results), groups them by model, regime (augmentation,
 learning rate, epochs) and method, and averages the finished runs (``summary.json``): the final
 epoch's test accuracy and the best epoch's (any epoch, as the public reproduction reports). Runs
-still under way get their own row with the epochs done and their figures so far, never averaged
+not finished (under way or stopped) get their own row with the epochs done and their figures so far, never averaged
 with finished ones. Linked cells (a run counted in two grids) are read once.
 """
 
@@ -98,7 +98,7 @@ def table(all_runs: list[dict]) -> list[str]:
             )
         for r in sorted((r for r in members if not r["finished"]), key=lambda r: r["seed"]):
             lines.append(
-                f"| `{model}` | {regime} | `{method}` | {r['seed']} (running: epoch {r['done']}/{r['epochs']}) | "
+                f"| `{model}` | {regime} | `{method}` | {r['seed']} (unfinished: epoch {r['done']}/{r['epochs']}) | "
                 f"{100 * r['final']:.2f} (so far) | {100 * r['best']:.2f} (epoch {r['best_epoch']}, so far) | "
                 f"{paper} | {public} |"
             )
