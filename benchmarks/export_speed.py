@@ -169,9 +169,7 @@ def bench_grid(out: Path, keep: float, runs: int, warmup: int) -> list[dict]:
             cuts[cell.name] = load_run(cell).pruner.export()
     tp_cut = out / "torch-pruning" / f"export_keep={keep:g}"
     if (tp_cut / "pruned.pt").exists():
-        cuts[f"torch-pruning (group L2)_target={keep:g}"] = apply_pruned(
-            load_run(out / "baseline").model, read_pruned(tp_cut), x1
-        )
+        cuts[f"torch-pruning (group L2)_target={keep:g}"] = apply_pruned(dense, read_pruned(tp_cut), x1)
     rows = []
     for name, small in cuts.items():
         small.eval()

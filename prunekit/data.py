@@ -289,6 +289,20 @@ def _walk(src: Path):
 
 
 # --------------------------------------------------------------------------- batches
+def batch_shards(n: int, batch_size: int, shard: tuple[int, int]) -> Iterator[tuple[slice, torch.Tensor | slice]]:
+    """Each global batch of an order of ``n`` items (its span) and this rank's positions within it: the
+    batch split among ``shard = (rank, ranks)`` as evenly as it goes. A last batch smaller than the
+    number of ranks is left out on all of them. ``Batches`` and the streamed folders' sampler both
+    shard this way, so N ranks see what one process sees."""
+    rank, ranks = shard
+    for start in range(0, n, batch_size):
+        size = min(batch_size, n - start)
+        if ranks == 1:
+            yield slice(start, start + size), slice(None)
+        elif size >= ranks:
+            yield slice(start, start + size), torch.arange(size).tensor_split(ranks)[rank]
+
+
 class Batches:
     """Shuffled, augmented, normalised batches from uint8 tensors kept on ``device``.
 
@@ -341,16 +355,10 @@ class Batches:
             shifts = torch.cat([shift for shift, _ in draws], 1).to(self.device)
             flips = torch.cat([flip for _, flip in draws]).to(self.device)
         order = order.to(self.device)
-        rank, ranks = self.shard
-        for start in starts:
-            span = slice(start, start + self.batch_size)
-            idx = order[span]
-            mine = slice(None)
-            if ranks > 1:
-                if len(idx) < ranks:
-                    break
-                mine = torch.arange(len(idx), device=self.device).tensor_split(ranks)[rank]
-                idx = idx[mine]
+        for span, mine in batch_shards(n, self.batch_size, self.shard):
+            if isinstance(mine, torch.Tensor):
+                mine = mine.to(self.device)
+            idx = order[span][mine]
             xb = self.x[idx]
             if self.augment:
                 xb = self._augment(xb, shifts[:, span][:, mine], flips[span][mine])

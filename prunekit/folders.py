@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from .data import batch_shards
 from .errors import PrunekitError, first_line
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -54,12 +55,8 @@ class ShardedBatchSampler:
 
     def __iter__(self) -> Iterator[list[int]]:
         order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
-        rank, ranks = self.shard
-        for start in range(0, self.n, self.batch_size):
-            idx = order[start : start + self.batch_size]
-            if len(idx) < ranks:
-                break
-            yield idx.tensor_split(ranks)[rank].tolist()
+        for span, mine in batch_shards(self.n, self.batch_size, self.shard):
+            yield order[span][mine].tolist()
 
 
 class FolderBatches:
