@@ -1,5 +1,6 @@
-"""Writing a benchmark's figures (one JSON file with the command that made them), and running a script
-so that a user error (data missing, a folder that is not a run) is one line, not a traceback."""
+"""The one writer of the benchmarks' results: a JSON record or a Markdown table, each with the command
+that made it; and running a script so that a user error (data missing, a folder that is not a run) is
+one line, not a traceback."""
 
 from __future__ import annotations
 
@@ -10,14 +11,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from prunekit.errors import PrunekitError
 
 
 def command_line(script: str) -> str:
     """The command that made this process's figures, as typed (options left out take their defaults)."""
-    return f"python benchmarks/{script} " + shlex.join(sys.argv[1:])
+    return shlex.join(["python", f"benchmarks/{script}", *sys.argv[1:]])
 
 
 def points(fraction: float) -> str:
@@ -26,24 +25,35 @@ def points(fraction: float) -> str:
     return f"{value + 0.0:.1f}"
 
 
+def write_json(out, record: dict, indent: int = 2) -> None:
+    """Write ``record`` to ``out`` (its folder made if need be); a record says the command that made it
+    (``command_line``)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=indent) + "\n")
+
+
 def write_results(script: str, args, rows: list[dict], **extra) -> None:
     """Save ``rows`` to ``args.out`` with the command line, threads and date."""
-    command = command_line(script)
-    out = Path(args.out)
+    import torch
+
+    record = {
+        "command": command_line(script),
+        "threads": torch.get_num_threads(),
+        "results": rows,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        **extra,
+    }
+    write_json(args.out, record)
+    print(f"wrote {args.out}")
+
+
+def write_markdown(script: str, out, text: str) -> None:
+    """Write a Markdown table or report to ``out``, headed by the command that made it (an HTML comment,
+    hidden when rendered)."""
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "command": command,
-                "threads": torch.get_num_threads(),
-                "results": rows,
-                "date": time.strftime("%Y-%m-%d %H:%M"),
-                **extra,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    out.write_text(f"<!-- {command_line(script)} -->\n{text}")
     print(f"wrote {out}")
 
 

@@ -8,7 +8,7 @@ with compression summaries) and ``OUT/torch-pruning`` (``export_keep=K`` folders
 figures as prunekit's: test accuracy right after the cut (evaluated here on the test set),
 after fine-tuning, the fraction of MACs and parameters kept and the batch-64 latency speed-up
 of the cut model against the dense one (median of 10, the two run alternately, measured here). Writes
-``OUT/compression.md``, ``OUT/compression.csv``, ``OUT/accuracy_vs_macs.png`` and compression_table.json (its log: compression_table.log, by resnet20_compress.sh).
+``OUT/compression.md``, ``OUT/compression.csv``, ``OUT/accuracy_vs_macs.png`` and compression_table.json (its log: compression_table.log, by compress.py).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from _results import run_script, write_results
 
-from prunekit import compression_report as report
 from prunekit import registry
-from prunekit.bench import SPEC, Cell, _read_spec
+from prunekit.bench import Cell, Grid
+from prunekit.bench import compression as report
 from prunekit.config import resolve
 from prunekit.cost import count_macs, count_params
 from prunekit.data import Batches, data_dir
@@ -91,7 +91,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     out = args.out
-    spec = _read_spec(out / "grid" / SPEC)
+    spec = Grid(out / "grid").read_spec()
     rows = report.rows_for_grid(
         out / "grid", spec, lambda m, o, s: Cell(m, o, s).name if s is not None else Cell(m, o, 0).label
     )

@@ -6,9 +6,9 @@ One row per ranker inside the RePr cycle: the paper's test accuracy, our final
 test accuracy per seed, mean ± sample std over the finished seeds, and the mean
 best test accuracy after the first event (the same epochs for every row,
 `standard` included), and what the drops cost: the test accuracy each lost in
-its first epoch, summed over the run's drops, mean over the finished seeds. Runs come from the criteria grid (`c3_32_criteria.sh`);
+its first epoch, summed over the run's drops, mean over the finished seeds. Runs come from the criteria grid (`grid.py run c3_32-criteria`);
 `standard`, and `repr` where the criteria grid has no link to it yet, from the
-paper grid (`c3_32_paper.sh`). Nothing is recomputed; a run still training shows
+paper grid (`grid.py run c3_32-paper`). Nothing is recomputed; a run still training shows
 the epoch it has reached.
 """
 
@@ -18,7 +18,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from _results import command_line, points, run_script
+from _results import points, run_script, write_markdown
 
 from prunekit.records import EVENTS, METRICS, RunDir, best_after, drop_costs, first_event, mean_std
 
@@ -92,9 +92,7 @@ def main() -> None:
     text = table(args.paper, args.criteria, [int(s) for s in args.seeds.split(",")])
     print(text, end="")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(f"<!-- {command_line('criteria_table.py')} -->\n{text}")
-        print(f"wrote {args.out}")
+        write_markdown("criteria_table.py", args.out, text)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def main() -> None:
     if not torch.cuda.is_available():
         raise PrunekitError(
             "no CUDA GPU is visible to torch here; this benchmark times epochs on one: "
-            "run it on a machine with a GPU (benchmarks/c3_32_gpu.sh runs it first)"
+            "run it on a machine with a GPU (`python benchmarks/grid.py run c3_32-gpu` runs it first)"
         )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

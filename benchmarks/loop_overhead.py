@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -46,7 +45,6 @@ def bare_pass(run, batches: list) -> float:
 def measure(name: str, n_batches: int, repeats: int) -> dict:
     from prunekit.config import resolve
     from prunekit.engine import Run
-    from prunekit.records import RunDir
 
     precision, channels_last = CONFIGS[name]
     cfg = resolve(
@@ -59,7 +57,7 @@ def measure(name: str, n_batches: int, repeats: int) -> dict:
             "device": "cpu",
         }
     )
-    run = Run(cfg, RunDir(Path(tempfile.gettempdir()) / "prunekit-loop-overhead-unused"))
+    run = Run(cfg)
     run.train_batches.x = run.train_batches.x[: n_batches * cfg.batch_size]
     run.train_batches.y = run.train_batches.y[: n_batches * cfg.batch_size]
     batches = list(run.train_batches)  # the bare loop's: the same tensors, made before timing

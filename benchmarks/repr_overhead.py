@@ -14,7 +14,6 @@ costs. Writes benchmarks/results/repr_overhead.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -22,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from _results import command_line, run_script
+from _results import command_line, run_script, write_json
 
 from prunekit.config import resolve
 from prunekit.engine import load_data, start_run
@@ -80,7 +79,7 @@ def main() -> None:
         f"{result['measured_overhead_pct']:+.2f} % with a drop/restore every 3 epochs; "
         f"median event {event * 1e3:.1f} ms -> paper schedule (6 events / 100 epochs) {projected:.3f} %"
     )
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

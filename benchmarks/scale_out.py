@@ -103,11 +103,10 @@ def ddp_worker(out: Path, batches: int, repeats: int) -> None:
     from prunekit import distributed
     from prunekit.config import resolve
     from prunekit.engine import Run
-    from prunekit.records import RunDir
 
     world = distributed.setup("cpu")
     cfg = resolve({"method": "standard", "model": "c3_32", "dataset": "cifar10", "epochs": 1, "device": "cpu"})
-    run = Run(cfg, RunDir(Path(tempfile.gettempdir()) / "prunekit-scale-out-unused"))
+    run = Run(cfg)
     run.train_batches.x = run.train_batches.x[: batches * cfg.batch_size]
     run.train_batches.y = run.train_batches.y[: batches * cfg.batch_size]
     run.train_epoch()  # warm-up: allocator, DDP buckets

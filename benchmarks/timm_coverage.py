@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _results import command_line, write_json, write_markdown
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -191,8 +192,8 @@ def write_tables(rows: list[dict], out: Path) -> None:
             f"{' (' + r['stage'] + ')' if r.get('stage') else ''} | "
             f"{(r.get('reason') or '').replace('|', '/')[:160]} |"
         )
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:5]))
+    write_markdown("timm_coverage.py", out.with_suffix(".md"), "\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -222,7 +223,7 @@ def main() -> None:
     families = args.families.split(",") if args.families else timm.list_modules()
     record = json.loads(args.out.read_text()) if args.out.exists() else {}
     rows = {r["family"]: r for r in record.get("rows", []) if not (args.redo and r["family"] in families)}
-    record.setdefault("commands", []).append(" ".join(["python", "benchmarks/timm_coverage.py"] + sys.argv[1:]))
+    record.setdefault("commands", []).append(command_line("timm_coverage.py"))
     record.update(timm=timm.__version__, torch=torch.__version__)
     for i, family in enumerate(families):
         if family in rows:
@@ -271,10 +272,7 @@ def main() -> None:
             flush=True,
         )
         record["rows"] = list(rows.values())
-        args.out.write_text(
-            json.dumps(record, indent=1, default=lambda v: None if isinstance(v, float) and not math.isfinite(v) else v)
-            + "\n"
-        )
+        write_json(args.out, record, indent=1)
     write_tables(list(rows.values()), args.out)
 
 

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from _results import command_line, run_script
+from _results import command_line, run_script, write_json
 
 RESULTS = Path(__file__).parent / "results"
 CONFIGS = {"fp32": ("fp32", False), "fp32+cl": ("fp32", True), "bf16+cl": ("bf16", True), "plain-fp32": ("fp32", False)}
@@ -61,7 +61,6 @@ def measure(name: str, epochs: int, batches: int | None, device: str, model: str
 
     from prunekit.config import resolve
     from prunekit.engine import Run
-    from prunekit.records import RunDir
 
     precision, channels_last = CONFIGS[name]
     cfg = resolve(
@@ -75,7 +74,7 @@ def measure(name: str, epochs: int, batches: int | None, device: str, model: str
             "device": device,
         }
     )
-    run = Run(cfg, RunDir("/nonexistent"))
+    run = Run(cfg)
     full = len(run.train_batches)
     if batches:
         run.train_batches.x = run.train_batches.x[: batches * cfg.batch_size]
@@ -159,8 +158,7 @@ def main() -> None:
         "results": rows,
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    write_json(args.out, record)
     print(f"wrote {args.out}")
 
 

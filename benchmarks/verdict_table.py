@@ -18,6 +18,8 @@ import json
 import statistics
 from pathlib import Path
 
+from _results import run_script, write_markdown
+
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 GRIDS = ["c3_32-paper", "c3_32-augmented", "c3_32-pooled", "c3_32-low-lr", "c3_32-low-lr-200"]
@@ -115,9 +117,8 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.out:
-        args.out.write_text(text)
-        print(f"wrote {args.out}")
+        write_markdown("verdict_table.py", args.out, text)
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

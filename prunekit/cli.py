@@ -149,9 +149,9 @@ def cli():
 @click.option("--quiet", is_flag=True, help="No progress bars; one line per epoch.")
 def run(config_file, sets, resume_dir, overwrite, quiet, **options):
     """Train one model with one method and record the run."""
+    from .bench.workers import stop_with_bench
     from .config import read_config_file, resolve
     from .records import RunDir
-    from .workers import stop_with_bench
 
     stop_with_bench()  # a worker of `bench --jobs` ends with it
 
@@ -180,15 +180,19 @@ def run(config_file, sets, resume_dir, overwrite, quiet, **options):
 
 
 def _train(cfg, quiet: bool, **kw) -> dict:
+    from .bench.warmup import WarmupKeeper
+    from .bench.workers import bench_worker
     from .distributed import launched_by_torchrun
-    from .engine import Callbacks, start_run
+    from .engine import start_run
     from .progress import RichProgress
+    from .records import RunDir
 
     if launched_by_torchrun() and os.environ.get("RANK", "0") != "0":  # rank 0 speaks for the run
         with _sigterm_as_interrupt():
-            return start_run(cfg, callbacks=Callbacks(), **kw)
+            return start_run(cfg, **kw)
+    keeper = [WarmupKeeper(RunDir(Path(cfg.out) / cfg.run_name))] if bench_worker() else []  # a grid's cell
     with _sigterm_as_interrupt(), RichProgress(console, cfg, quiet=quiet) as progress:
-        return start_run(cfg, callbacks=progress, **kw)
+        return start_run(cfg, callbacks=[*keeper, progress], **kw)
 
 
 def _print_summary(summary: dict) -> None:
@@ -256,9 +260,8 @@ def _print_summary(summary: dict) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars; one line per epoch.")
 def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads, quiet, **options):
     """Run (or resume) a grid of methods x --set values x seeds, then write table.md, table.csv and plots."""
-    from . import bench as grid_mod
+    from . import bench as grids
     from .distributed import launched_by_torchrun
-    from .plot import plot_runs
 
     if launched_by_torchrun():
         raise PrunekitError(
@@ -273,7 +276,7 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
             )
     if "out" not in given:
         raise PrunekitError("bench needs --out FOLDER for the grid (e.g. --out bench/c3); rerun with it")
-    out_dir = Path(given.pop("out"))
+    grid = grids.Grid(given.pop("out"))
     try:
         seed_list = [int(s) for s in seeds.split(",")]
     except ValueError:
@@ -282,69 +285,39 @@ def bench(methods, seeds, sets, ablate, table_only, share_warmup, jobs, threads,
     if not method_list:
         raise PrunekitError("--methods names no method; give a comma list, e.g. --methods standard,repr")
     for name, values in (("--methods", method_list), ("--seeds", seed_list)):
-        twice = grid_mod.repeated(values)
+        twice = grids.repeated(values)
         if twice:
             raise PrunekitError(f"{name} lists {', '.join(twice)} more than once; list each once")
-    option_sets = grid_mod.parse_grid_sets(list(sets), ablate)
-    cells = grid_mod.grid(method_list, option_sets, seed_list)
-    configs = grid_mod.cell_configs(cells, given, out_dir)  # validates every cell before any run
-    if table_only and all(grid_mod.cell_state(out_dir, c) == "new" for c in cells):
+    option_sets = grids.parse_grid_sets(list(sets), ablate)
+    cells = grids.plan(method_list, option_sets, seed_list)
+    configs = grids.cell_configs(cells, given, grid.path)  # validates every cell before any run
+    if table_only and all(grid.cell_state(c) == "new" for c in cells):
         raise PrunekitError(
-            f"no run of this grid in {out_dir} yet, so no table to build; run without --table-only first"
+            f"no run of this grid in {grid.path} yet, so no table to build; run without --table-only first"
         )
     if not table_only:  # a grid that cannot run leaves no folder behind
         from .device import resolve_device
 
         resolve_device(configs[0].device)
-    spec = grid_mod.check_spec(
-        out_dir, {"base": given, "methods": method_list, "sets": option_sets, "seeds": seed_list}
-    )
-    for cell, cfg in zip(cells, configs):  # before the grid's record takes in these cells
-        grid_mod.check_cell(out_dir, cell, cfg)
-    grid_mod.write_spec(out_dir, spec)
+    grid.add({"base": given, "methods": method_list, "sets": option_sets, "seeds": seed_list}, cells, configs)
     if not table_only:
-        _warn_oversubscription(jobs, threads, len(cells))
         try:
             with _sigterm_as_interrupt():
-                if jobs > 1:
-                    _bench_in_workers(out_dir, cells, configs, share_warmup, jobs, threads, quiet)
-                else:
-                    _bench_in_process(out_dir, cells, configs, share_warmup, threads, quiet)
+                grid.run(
+                    cells, configs, share_warmup=share_warmup, jobs=jobs, threads=threads, console=console, quiet=quiet
+                )
         except KeyboardInterrupt:
             console.print("interrupted; rerun the same command to resume the grid (finished epochs are kept)")
             sys.exit(130)
-    md, cs, rows = grid_mod.write_tables(out_dir)
+    md, cs, _ = grid.write_tables()
     out.print(md.read_text())
     out.print(f"wrote {md} and {cs}")
-    compression = grid_mod.write_compression(out_dir)
+    compression = grid.write_compression()
     if compression:
         out.print(compression[0].read_text())
         out.print(f"wrote {', '.join(map(str, compression))}")
-    first_seed = [
-        out_dir / c.name for c in cells if c.seed == seed_list[0] and (out_dir / c.name / "metrics.jsonl").exists()
-    ]
-    if first_seed:
-        for path in plot_runs(first_seed, out_dir):
-            out.print(f"wrote {path}")
-
-
-def _warn_oversubscription(jobs: int, threads: int | None, cells: int) -> None:
-    """More compute threads than cores make every cell slower than running them in turn: say so."""
-    from .workers import available_cores
-
-    cores = available_cores()
-    side_by_side = max(1, min(jobs, cells))
-    if threads and threads * side_by_side > cores:
-        console.print(
-            f"[yellow]warning:[/yellow] {side_by_side} cell(s) x {threads} threads = "
-            f"{threads * side_by_side} threads on {cores} cores; threads that outnumber the cores slow "
-            f"every cell far more than the share they lose (leave out --threads for cores / jobs)"
-        )
-
-
-def _location_options(cfg) -> list[str]:
-    """This bench call's device and data cache, for workers resuming cells made by any earlier call."""
-    return ["--device", cfg.device] + (["--data-dir", cfg.data_dir] if cfg.data_dir else [])
+    for path in grid.plot(cells, seed_list[0]):
+        out.print(f"wrote {path}")
 
 
 def _interrupt(signum, frame):
@@ -362,63 +335,6 @@ def _sigterm_as_interrupt():
     finally:
         if signal.getsignal(signal.SIGTERM) is _interrupt:  # not once SIGTERM came: it is ignored until exit
             signal.signal(signal.SIGTERM, previous)
-
-
-def _bench_in_process(out_dir, cells, configs, share_warmup, threads, quiet) -> None:
-    from . import bench as grid_mod
-    from .engine import start_run
-    from .progress import RichProgress
-
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    leaders = grid_mod.warmup_leaders(out_dir, cells, configs) if share_warmup else {}
-    for i, k in enumerate(grid_mod.start_order(out_dir, cells, configs, leaders), 1):
-        cell, cfg = cells[k], configs[k]
-        if grid_mod.cell_state(out_dir, cell) == "done":
-            console.log(f"[bold]cell {i}/{len(cells)}[/bold] {cell.name}: done")
-            continue
-        how = grid_mod.ready_cell(out_dir, cell, cfg, cells, share_warmup)
-        console.log(f"[bold]cell {i}/{len(cells)}[/bold] {cell.name}: {how}")
-        with RichProgress(console, cfg, quiet=quiet) as progress:
-            start_run(cfg, resume=True, callbacks=progress)
-
-
-def _bench_in_workers(out_dir, cells, configs, share_warmup, jobs, threads, quiet) -> None:
-    from functools import partial
-
-    from . import bench as grid_mod
-    from . import workers
-    from .records import RunDir
-
-    pending = []
-    leaders = grid_mod.warmup_leaders(out_dir, cells, configs) if share_warmup else {}
-    for cell, cfg in zip(cells, configs):
-        if grid_mod.cell_state(out_dir, cell) == "done":
-            console.log(f"{cell.name}: done")
-            continue
-        ready = partial(grid_mod.ready_cell, out_dir, cell, cfg, cells, share_warmup)
-        pending.append(
-            workers.Job(
-                cell.name,
-                RunDir(out_dir / cell.name),
-                cfg.epochs,
-                out_dir / f"{cell.name}.log",
-                ready,
-                leader=leaders.get(cell.name),
-            )
-        )
-    failed = workers.run_jobs(pending, jobs, threads, _location_options(configs[0]), console, quiet)
-    if failed:
-        try:
-            grid_mod.write_tables(out_dir)  # what did run, before the error
-        except PrunekitError:
-            pass  # nothing ran at all: the failure below is the news
-        raise PrunekitError(
-            f"{len(failed)} cell(s) failed ({', '.join(failed)}); the last line of each log is above; "
-            f"fix the cause and rerun the same command to resume"
-        )
 
 
 @cli.command("export")

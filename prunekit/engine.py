@@ -1,44 +1,36 @@
 """The training engine: drives any Ranker / Reinitializer / Schedule over filter groups.
 
 It knows the interfaces, never a method by name. Each epoch: apply the
-schedule's events (drop = rank + select + mask; restore = reinit + release),
-train with masks held after every optimizer step, evaluate, record, checkpoint.
+schedule's events (drop = rank + select + mask; restore = reinit + release, both
+through the ``Pruner``), train with masks held after every optimizer step,
+evaluate. ``Run`` only trains; what a run leaves on disk (records, checkpoints,
+summary) is written by callbacks (``recorder.Recorder``; a grid adds
+``warmup.WarmupKeeper``), which ``start_run`` installs.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from . import distributed, registry
+from .callbacks import Callback
 from .config import RunConfig
 from .data import ImageData, data_dir
 from .device import configure_cuda, resolve_device
-from .environment import changes, describe
 from .errors import PrunekitError, first_line
 from .groups import GroupSet
 from .interfaces import Drop, Ranker, Reinitializer, Restore, Schedule
 from .pruner import Pruner
-from .records import EVENTS, FORK, METRICS, SESSIONS, RunDir
-
-
-class Callbacks:
-    """Progress hooks; the CLI draws rich progress bars from these."""
-
-    def run_start(self, run: Run) -> None: ...
-    def epoch_start(self, epoch: int, batches: int) -> None: ...
-    def batch_end(self, loss: torch.Tensor, acc: torch.Tensor) -> None: ...
-    def event(self, record: dict) -> None: ...
-    def epoch_end(self, record: dict) -> None: ...
-    def run_end(self, summary: dict) -> None: ...
-    def warning(self, message: str) -> None: ...
+from .recorder import Recorder
+from .records import RunDir
 
 
 def load_data(cfg: RunConfig) -> ImageData:
@@ -93,14 +85,13 @@ class EpochStats:
 
 
 class Run:
-    """One training run, from a resolved config to a finished run directory."""
+    """One training run of a resolved config: the model, its pruner, and the loop. It writes nothing;
+    its callbacks do (see ``start_run``)."""
 
-    def __init__(
-        self, cfg: RunConfig, run_dir: RunDir, callbacks: Callbacks | None = None, data: ImageData | None = None
-    ):
+    def __init__(self, cfg: RunConfig, callbacks: Sequence[Callback] = (), data: ImageData | None = None):
         self.cfg = cfg
-        self.dir = run_dir
-        self.cb = callbacks or Callbacks()
+        self.path = Path(cfg.out) / cfg.run_name  # where its records go, for messages
+        self.callbacks = list(callbacks)
         self.world = distributed.world()
         self.device = resolve_device(cfg.device)
         if self.world.distributed and self.device.type == "cuda":
@@ -163,7 +154,7 @@ class Run:
         self.epoch = 0
         self.best_acc = 0.0
         self.elapsed = 0.0
-        self.first_event = self.schedule.first_event(cfg.epochs)  # the state then is kept (see warmup.py)
+        self.first_event = self.schedule.first_event(cfg.epochs)  # the state then is kept (see bench/warmup.py)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
@@ -200,25 +191,18 @@ class Run:
             )
         except (KeyError, RuntimeError, ValueError) as exc:
             raise PrunekitError(
-                f"checkpoint in {self.dir.path} does not match this run's config ({first_line(exc)}); "
+                f"checkpoint in {self.path} does not match this run's config ({first_line(exc)}); "
                 f"start a new run with --overwrite or another --name"
             ) from None
         self.masks.hold(self.optimizer)
 
-    def save_state(self) -> None:
-        """(Rank 0 only.) The checkpoint, and at the schedule's first event then the warm-up: a run stopped between
-        the two keeps it when resumed (see ``start_run``), and a kept warm-up is always the state the
-        run went on from."""
-        if not self.world.main:
-            return
-        state = self.state_dict()
-        self.dir.save_checkpoint(state)
-        self.keep_warmup(state)
+    def notify(self, hook: str, *args) -> None:
+        """Call ``hook`` of every callback, in order, with this run first."""
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
 
-    def keep_warmup(self, state: dict) -> None:
-        """Keep ``state`` as the run's warm-up when it is the state at the schedule's first event."""
-        if self.world.main and self.epoch == self.first_event and self.dir.warmup_info() is None:
-            self.dir.save_warmup(state, self.device.type)
+    def warn(self, message: str) -> None:
+        self.notify("warning", message)
 
     # ------------------------------------------------------------------ events
     def event_generator(self, epoch: int, salt: int) -> torch.Generator:
@@ -278,13 +262,11 @@ class Run:
             else:
                 raise PrunekitError(f"schedule {self.cfg.schedule!r} emitted an unknown event {ev!r}")
             if not distributed.broadcast_from_main(self.world, self.model, self.masks, self.optimizer):
-                self.cb.warning(
+                self.warn(
                     f"epoch {epoch + 1}: the ranks' {record['event']} did not agree bitwise (a kernel "
                     f"that is not reproducible); every rank now holds rank 0's result"
                 )
-            if self.world.main:
-                self.dir.append(EVENTS, record)
-            self.cb.event(record)
+            self.notify("event", record)
 
     # ------------------------------------------------------------------ loops
     def autocast(self):
@@ -314,7 +296,7 @@ class Run:
             total_loss += loss.detach() * n
             correct += batch_correct
             seen += n
-            self.cb.batch_end(loss.detach(), batch_correct / n)
+            self.notify("batch_end", loss.detach(), batch_correct / n)
         loss_sum = float(total_loss)  # waits for the device (CUDA runs ahead), so the time covers all the work
         seconds = time.perf_counter() - t0
         loss_sum, correct, seen = self.world.sum([loss_sum, float(correct), seen], self.device)  # all ranks'
@@ -335,31 +317,15 @@ class Run:
         total_loss, correct, seen = self.world.sum([total_loss, correct, seen], self.device)  # all ranks' shares
         return total_loss / seen, correct / seen
 
-    def record_session(self) -> None:
-        """Append this session to sessions.jsonl; warn when it differs from the one that trained the epochs
-        before it (the run's numbers then come from two setups)."""
-        if not self.world.main:
-            return
-        now = {"from_epoch": self.epoch, **describe(self.device), "world_size": self.world.size}
-        earlier = self.dir.read_jsonl(SESSIONS) if self.epoch > 0 else []
-        if earlier and (diffs := changes(earlier[-1], now)):
-            trained = f"epochs {earlier[-1]['from_epoch'] + 1}-{self.epoch}"
-            self.cb.warning(
-                f"{trained} were trained under another setup ({'; '.join(diffs)}); "
-                f"the run's numbers mix both (each session is in {SESSIONS})"
-            )
-        self.dir.append(SESSIONS, now)
-
-    def run(self) -> dict:
-        if self.epoch < self.cfg.epochs:  # a finished run resumed trains nothing: no session to record
-            self.record_session()
-        self.cb.run_start(self)
+    def run(self) -> None:
+        """Train from ``self.epoch`` to the last epoch."""
+        self.notify("run_start")
         while self.epoch < self.cfg.epochs:
             epoch = self.epoch
             t0 = time.perf_counter()
             self.apply_events(epoch)
             lr = self.optimizer.param_groups[0]["lr"]
-            self.cb.epoch_start(epoch, len(self.train_batches))
+            self.notify("epoch_start", epoch, len(self.train_batches))
             stats = self.train_epoch()
             self.lr_schedule.step()
             test_loss, test_acc = self.evaluate()
@@ -379,54 +345,38 @@ class Run:
                 **{k: v for k, v in self.pruner.counts().items() if k != "filters"},  # the exported shape's; the
                 # filter count depends on which groups a run spares, so warm-up records shared across runs leave it out
             }
-            if self.world.main:
-                self.dir.append(METRICS, record)
             self.epoch = epoch + 1
-            self.save_state()
-            self.cb.epoch_end(record)
-        if not self.world.main:  # rank 0 writes the summary
-            return {}
-        summary = self.summary()
-        self.dir.write_summary(summary)
-        self.cb.run_end(summary)
-        return summary
+            self.notify("epoch_end", record)
+        self.notify("run_end")
 
-    def summary(self) -> dict:
-        rows = self.dir.read_jsonl(METRICS)
-        own = rows[self.dir.fork_epoch() :]  # the epochs this run trained, not those taken from a warm-up
-        last = rows[-1] if rows else {}
+    def facts(self) -> dict:
+        """What this run is and what its model has become: settings, size, cost, speed and (a permanent
+        run) compression. The record keeper adds what the records say (see ``recorder.summarize``)."""
         params = sum(p.numel() for p in self.model.parameters())
         nonzero = sum(int((p != 0).sum()) for p in self.model.parameters())
         return {
-            "name": self.dir.path.name,
             "method": self.cfg.method,
             "model": self.cfg.model,
             "dataset": self.cfg.dataset,
             "data_source": self.data.source,
             "seed": self.cfg.seed,
             "epochs": self.cfg.epochs,
-            "final_test_acc": last.get("test_acc"),
             "best_test_acc": self.best_acc,
-            "final_train_acc": last.get("train_acc"),
-            "gap": (last["train_acc"] - last["test_acc"]) if last else None,
             "wall_seconds": self.elapsed,
-            "images_per_s": (sum(r["images_per_s"] for r in own) / len(own)) if own else None,
             "params": params,
             "nonzero_params": nonzero,
             "device": str(self.device),
             "precision": self.cfg.precision,
-            "events": len(self.dir.read_jsonl(EVENTS)),
             "macs": self.pruner.cost.dense["macs"],
             "export": self.pruner.counts(),
             **({"compression": self.compression()} if self.permanent else {}),
         }
 
     def compression(self) -> dict:
-        """A permanent run's result: what export would remove, the accuracy before and right after the
-        drops, and the latency of the exported model against the dense one (batch 64, this device)."""
+        """A permanent run's result: what export would remove and the latency of the exported model
+        against the dense one (batch 64, this device)."""
         from .export import speed
 
-        drops = [e for e in self.dir.read_jsonl(EVENTS) if e["event"] == "drop"]
         dense, now = self.pruner.cost.dense, self.pruner.counts()
         example = torch.randn((64,) + self.data.shape, device=self.device)
         with torch.random.fork_rng(devices=[]):
@@ -439,8 +389,6 @@ class Run:
             "keep": {k: now[k] / dense[k] for k in now if dense[k]},
             "removed": {g.name: int(d.sum()) for g, d in zip(self.groups, self.masks.dropped)},
             "sizes": {g.name: g.size for g in self.groups},
-            "test_acc_before": drops[0].get("test_acc_before") if drops else None,
-            "test_acc_after": drops[-1].get("test_acc_after") if drops else None,
             "latency_ms_b64": times,
             "speedup_b64": times["dense"] / times["pruned"],
         }
@@ -451,18 +399,20 @@ def start_run(
     *,
     resume: bool = False,
     overwrite: bool = False,
-    callbacks: Callbacks | None = None,
+    callbacks: Sequence[Callback] = (),
     data: ImageData | None = None,
 ) -> dict:
-    """Create (or resume) the run directory for ``cfg`` and train to the end. Under torchrun every rank
-    calls this; rank 0 alone writes, and returns the summary (the others return ``{}``)."""
+    """Create (or resume) the run directory for ``cfg`` and train to the end; returns the summary. The
+    run's records are kept by a ``Recorder``, called before ``callbacks``. Under torchrun every rank
+    calls this; rank 0 alone records, and returns the summary (the others return ``{}``)."""
     import contextlib
     from dataclasses import replace
-    from pathlib import Path
 
     world = distributed.setup(cfg.device)
     distributed.check_batch(cfg.batch_size, world)
     run_dir = RunDir(Path(cfg.out) / cfg.run_name)
+    recorder = Recorder(run_dir)
+    hooks = [recorder, *callbacks] if world.main else list(callbacks)
     lock = run_dir.training_lock if world.main else contextlib.nullcontext
     try:
         if resume:
@@ -474,27 +424,23 @@ def start_run(
                 )
             with lock():
                 ckpt = run_dir.load_checkpoint()
-                run = Run(cfg, run_dir, callbacks, data)
+                run = Run(cfg, hooks, data)
                 if ckpt is not None:
                     run.load_state_dict(ckpt)
-                    run.keep_warmup(ckpt)  # stopped (or forked) right at its first event
-                done = run.epoch
-                if world.main:
-                    run_dir.truncate_jsonl(METRICS, lambda r: r["epoch"] <= done)
-                    _name_own_groups_in_warmup_records(run, run_dir)
-                    run_dir.truncate_jsonl(EVENTS, lambda r: r["epoch"] < done)
-                return run.run()
+                run.run()
+                return recorder.summary if world.main else {}
         if world.distributed:  # one process keeps the config it always had
             cfg = replace(cfg, world_size=world.size, rank_batch_size=cfg.batch_size // world.size)
         if run_dir.has_files() and not overwrite:
             run_dir.create(overwrite)  # raises the clear "already exists" error before any work
-        run = Run(cfg, run_dir, callbacks, data)  # data and model errors surface before anything is written
+        run = Run(cfg, hooks, data)  # data and model errors surface before anything is written
         with lock():
             if world.main:
                 run_dir.create(overwrite)
                 run_dir.write_config(cfg.to_dict())
             world.barrier()
-            return run.run()
+            run.run()
+            return recorder.summary if world.main else {}
     except RuntimeError as exc:  # torch's DistError is one; gloo reports a lost peer as a plain RuntimeError
         if not world.distributed or not _lost_peer(exc):
             raise
@@ -513,16 +459,3 @@ def _lost_peer(exc: RuntimeError) -> bool:
         return True
     text = str(exc)
     return any(k in text for k in ("Connection closed by peer", "Connection reset", "gloo", "NCCL", "Broken pipe"))
-
-
-def _name_own_groups_in_warmup_records(run: Run, run_dir: RunDir) -> None:
-    """A run started from another's warm-up copied its records, whose per-group fractions (all zero: nothing
-    is dropped before the first event) name the source's groups; a run that spares a group has fewer."""
-    fork = run_dir.file(FORK)
-    if not fork.exists():
-        return
-    until = int(json.loads(fork.read_text())["epoch"])
-    own = {g.name: 0.0 for g in run.groups}
-    rows = run_dir.read_jsonl(METRICS)
-    if any(r["epoch"] <= until and r.get("dropped") != own for r in rows):
-        run_dir.write_jsonl(METRICS, [{**r, "dropped": own} if r["epoch"] <= until else r for r in rows])

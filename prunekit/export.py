@@ -177,7 +177,7 @@ def load_run(run_dir: Path, *, device: str = "cpu", data_dir: str | None = None)
             **({"data_dir": data_dir} if data_dir else {}),
         }
     )
-    run = Run(cfg, rd)
+    run = Run(cfg)
     run.load_state_dict(ckpt)
     return run
 

@@ -6,10 +6,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .engine import Callbacks
+from .callbacks import Callback
 
 
-class RichProgress(Callbacks):
+class RichProgress(Callback):
     def __init__(self, console: Console, cfg, quiet: bool = False):
         self.console = console
         self.cfg = cfg
@@ -39,7 +39,7 @@ class RichProgress(Callbacks):
         self.epochs = self.progress.add_task("epochs", total=self.cfg.epochs, completed=run.epoch, info="")
         self.batches = self.progress.add_task("batches", total=1, info="")
         self.console.log(
-            f"{run.dir.path}: {self.cfg.method} on {self.cfg.model}/{self.cfg.dataset}, "
+            f"{run.path}: {self.cfg.method} on {self.cfg.model}/{self.cfg.dataset}, "
             f"{len(run.groups)} filter groups, device {run.device}, {self.cfg.precision}"
             + (
                 f"; {run.world.size} ranks x {self.cfg.batch_size // run.world.size} = global batch "
@@ -51,15 +51,15 @@ class RichProgress(Callbacks):
             + (f"; excluded: {'; '.join(run.groups.excluded)}" if run.groups.excluded else "")
         )
 
-    def warning(self, message: str) -> None:
+    def warning(self, run, message: str) -> None:
         self.console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)
 
-    def epoch_start(self, epoch: int, batches: int) -> None:
+    def epoch_start(self, run, epoch: int, batches: int) -> None:
         self._loss = self._acc = 0.0
         self._n = 0
         self.progress.reset(self.batches, total=batches, description=f"epoch {epoch + 1}", info="")
 
-    def batch_end(self, loss, acc) -> None:
+    def batch_end(self, run, loss, acc) -> None:
         if self.quiet:
             return
         loss, acc = float(loss), float(acc)
@@ -68,7 +68,7 @@ class RichProgress(Callbacks):
         self._acc += (acc - self._acc) / self._n
         self.progress.update(self.batches, advance=1, info=f"loss {self._loss:.3f} acc {self._acc:.3f}")
 
-    def event(self, record: dict) -> None:
+    def event(self, run, record: dict) -> None:
         if record["event"] == "drop":
             counts = ", ".join(f"{k} {len(v)}" for k, v in record["dropped"].items() if v)
             extra = ""
@@ -83,7 +83,7 @@ class RichProgress(Callbacks):
             n = sum(len(v) for v in record["restored"].values())
             self.console.log(f"epoch {record['epoch'] + 1}: restored {n} filters")
 
-    def epoch_end(self, record: dict) -> None:
+    def epoch_end(self, run, record: dict) -> None:
         self.progress.update(self.epochs, completed=record["epoch"], info=f"test {record['test_acc']:.4f}")
         self.console.log(
             f"epoch {record['epoch']}/{self.cfg.epochs} train loss {record['train_loss']:.4f} "

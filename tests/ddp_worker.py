@@ -9,22 +9,19 @@ import sys
 from pathlib import Path
 
 from prunekit import distributed
+from prunekit.callbacks import Callback
 from prunekit.config import resolve
-from prunekit.engine import Callbacks, start_run
+from prunekit.engine import start_run
 
 SETTINGS = {"dataset": "synthetic", "model": "c2_8", "batch_size": 64, "epochs": 4, "seed": 3}
 METHODS = {"repr": {"s1": 1, "s2": 1}, "prune-taylor": {"target": 0.5}}
 
 
-class EventDigests(Callbacks):
+class EventDigests(Callback):
     def __init__(self):
         self.events, self.warnings = [], []
 
-    def run_start(self, run) -> None:
-        self.run = run
-
-    def event(self, record: dict) -> None:
-        r = self.run
+    def event(self, r, record: dict) -> None:
         self.events.append(
             {
                 "event": record["event"],
@@ -34,7 +31,7 @@ class EventDigests(Callbacks):
             }
         )
 
-    def warning(self, message: str) -> None:
+    def warning(self, run, message: str) -> None:
         self.warnings.append(message)
 
 
@@ -44,7 +41,7 @@ def main() -> None:
     for method in sys.argv[2:]:
         cb = EventDigests()
         start_run(
-            resolve({**SETTINGS, "method": method, "out": str(out), "name": method}, METHODS[method]), callbacks=cb
+            resolve({**SETTINGS, "method": method, "out": str(out), "name": method}, METHODS[method]), callbacks=[cb]
         )
         report[method] = {"events": cb.events, "warnings": cb.warnings}
     rank = distributed.world().rank

@@ -331,7 +331,7 @@ def test_a_grid_on_a_missing_gpu_is_one_line_and_writes_nothing(tmp_path, capsys
 
 
 def test_more_threads_than_cores_is_warned_and_the_grid_still_runs(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("prunekit.workers.available_cores", lambda: 1)
+    monkeypatch.setattr("prunekit.bench.workers.available_cores", lambda: 1)
     before = torch.get_num_threads()
     try:
         grid = [

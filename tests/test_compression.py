@@ -474,7 +474,6 @@ def test_init_from_weights_of_another_architecture_is_one_line(tmp_path, capsys)
 def test_init_from_a_state_dict_file_or_a_run_folder_sets_the_epoch_0_weights(pipeline, tmp_path):
     from prunekit.config import resolve
     from prunekit.engine import Run
-    from prunekit.records import RunDir
     from prunekit.weights import init_from
 
     torch.manual_seed(5)
@@ -501,6 +500,6 @@ def test_init_from_a_state_dict_file_or_a_run_folder_sets_the_epoch_0_weights(pi
         assert not torch.equal(fresh.features[0].weight, expected["features.0.weight"])
         loaded = init_from(fresh, cfg, example).state_dict()
         assert loaded.keys() == expected.keys() and all(torch.equal(loaded[k], expected[k]) for k in expected)
-        run = Run(cfg, RunDir(tmp_path / "r"))  # the engine's model before its first epoch
+        run = Run(cfg)  # the engine's model before its first epoch
         assert all(torch.equal(run.model.state_dict()[k], expected[k]) for k in expected)
     assert not (tmp_path / "r").exists()

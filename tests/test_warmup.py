@@ -1,4 +1,4 @@
-"""Cells of a grid sharing a warm-up (prunekit.warmup): which sibling leads, a cell started from its
+"""Cells of a grid sharing a warm-up (prunekit.bench.warmup): which sibling leads, a cell started from its
 warm-up, and the same numbers as a run from scratch."""
 
 import csv
@@ -6,19 +6,20 @@ import json
 
 import pytest
 import torch
-from helpers import _records_without_timing, run_cli
+from helpers import FAST, _records_without_timing, run_cli
 
 from prunekit import bench as grid_mod
+from prunekit.bench.grid import leaders_first
 from prunekit.records import RunDir
 
 
 def test_warmup_leaders_pick_a_sibling_that_will_keep_a_usable_warmup_and_leaders_run_first(tmp_path, capsys):
     def plan(methods, sets=()):
-        cells = grid_mod.grid(methods, grid_mod.parse_grid_sets(list(sets)), [0])
+        cells = grid_mod.plan(methods, grid_mod.parse_grid_sets(list(sets)), [0])
         base = {"dataset": "synthetic", "model": "c2_8", "epochs": 6, "s1": 2, "s2": 1}
         configs = grid_mod.cell_configs(cells, base, tmp_path / "grid")
-        leaders = grid_mod.warmup_leaders(tmp_path / "grid", cells, configs)
-        return cells, leaders, [cells[i].name for i in grid_mod.leaders_first(cells, leaders)]
+        leaders = grid_mod.Grid(tmp_path / "grid").warmup_leaders(cells, configs)
+        return cells, leaders, [cells[i].name for i in leaders_first(cells, leaders)]
 
     cells, leaders, order = plan(["standard", "repr", "random"])
     # standard keeps no warm-up and may wait for a later cell; random keeps one, so it waits only for an earlier one
@@ -222,3 +223,17 @@ def test_no_cell_starts_from_a_warmup_of_other_training_settings_or_past_its_own
         for n in ("repr_lr=0.05_schedule.s1=2_seed0", "repr_lr=0.05_schedule.s1=1_seed0")
     } == {2, 1}
     assert not any((p / "fork.json").exists() for p in out.iterdir() if p.is_dir())
+
+
+def test_only_a_grid_cell_keeps_its_warmup(tmp_path, capsys):
+    args = FAST + ["--method", "repr", "--epochs", "4", "--s1", "2", "--s2", "1", "--out", str(tmp_path)]
+    code, _, err = run_cli(["run", *args, "--name", "alone"], capsys)
+    assert code == 0, err
+    assert not (tmp_path / "alone" / "warmup.pt").exists()  # no grid to share it with
+    bench = [a for a in args if a not in ("--method", "repr")]
+    code, _, err = run_cli(["bench", "--methods", "repr", *bench[:-1], str(tmp_path / "grid")], capsys)
+    assert code == 0, err
+    kept = torch.load(tmp_path / "grid" / "repr_seed0" / "warmup.pt", weights_only=True)
+    assert kept["epoch"] == 2  # the state at the first drop (start of epoch 3)
+    alone = torch.load(tmp_path / "alone" / "checkpoint.pt", weights_only=True)
+    assert alone["epoch"] == 4

@@ -1,4 +1,4 @@
-"""`prunekit bench` cells in worker processes (prunekit.workers): --jobs, the order cells start in,
+"""`prunekit bench` cells in worker processes (prunekit.bench.workers): --jobs, the order cells start in,
 a leader restarted to share the cores, and stopping them (SIGTERM, a second Ctrl-C, a killed bench)."""
 
 import csv
@@ -17,10 +17,10 @@ import pytest
 from helpers import _records_without_timing, run_cli
 from rich.console import Console
 
-import prunekit.workers as workers
+import prunekit.bench.workers as workers
 from prunekit import bench as grid_mod
+from prunekit.bench.workers import available_cores
 from prunekit.records import METRICS, RunDir
-from prunekit.workers import available_cores
 
 
 def test_bench_jobs_runs_cells_in_worker_processes_and_reports_a_failed_cell(tmp_path, capsys):
@@ -188,13 +188,13 @@ def record_epochs(folder, done):
 
 def test_one_cell_at_a_time_resumes_the_cells_under_way_first_and_fresh_ones_keep_grid_order(tmp_path):
     out = tmp_path / "grid"
-    cells = grid_mod.grid(["standard", "repr"], grid_mod.parse_grid_sets([]), [0, 1])
+    cells = grid_mod.plan(["standard", "repr"], grid_mod.parse_grid_sets([]), [0, 1])
     base = {"dataset": "synthetic", "model": "c2_8", "epochs": 6, "s1": 2, "s2": 1}
     configs = grid_mod.cell_configs(cells, base, out)
 
     def order():
-        leaders = grid_mod.warmup_leaders(out, cells, configs)
-        return [cells[i].name for i in grid_mod.start_order(out, cells, configs, leaders)]
+        leaders = grid_mod.Grid(out).warmup_leaders(cells, configs)
+        return [cells[i].name for i in grid_mod.Grid(out).start_order(cells, configs, leaders)]
 
     assert order() == ["repr_seed0", "standard_seed0", "repr_seed1", "standard_seed1"]
     # standard_seed0 ran 4 of 6 epochs from scratch; repr_seed1 ran 1, short of its warm-up (epoch 2),

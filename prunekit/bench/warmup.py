@@ -16,9 +16,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .config import RunConfig, as_resolved_now
-from .device import resolve_device
-from .records import CHECKPOINT, FORK, LOCATION_KEYS, LOCK, METRICS, SESSIONS, WARMUP, RunDir, atomic_write_text
+from ..callbacks import Callback
+from ..config import RunConfig, as_resolved_now
+from ..device import resolve_device
+from ..records import CHECKPOINT, FORK, LOCATION_KEYS, LOCK, METRICS, SESSIONS, WARMUP, RunDir, atomic_write_text
 
 # what a run prunes and how: none of it acts before the first event (which groups may be dropped included)
 METHOD_KEYS = {
@@ -36,7 +37,7 @@ METHOD_KEYS = {
 
 def first_event_epoch(cfg: RunConfig) -> int | None:
     """The epoch at whose start the run's schedule first acts; None when it never does."""
-    from .engine import build_component
+    from ..engine import build_component
 
     return build_component("schedule", cfg.schedule, cfg.schedule_args).first_event(cfg.epochs)
 
@@ -86,3 +87,23 @@ def start_from_warmup(source: RunDir, epoch: int, target: RunDir, cfg: RunConfig
     except BaseException:
         shutil.rmtree(staging.path, ignore_errors=True)
         raise
+
+
+class WarmupKeeper(Callback):
+    """Keeps a run's state at its schedule's first event (``warmup.pt``), for the same-seed cells of its
+    grid to start from; bench installs it. Called after the ``Recorder``, so a run stopped between its
+    checkpoint and its warm-up keeps the warm-up when resumed, and a kept warm-up is always the state the
+    run went on from."""
+
+    def __init__(self, run_dir: RunDir):
+        self.dir = run_dir
+
+    def run_start(self, run) -> None:
+        self._keep(run)  # resumed (or started from a warm-up) right at its first event
+
+    def epoch_end(self, run, record: dict) -> None:
+        self._keep(run)
+
+    def _keep(self, run) -> None:
+        if 0 < run.epoch == run.first_event and self.dir.warmup_info() is None:
+            self.dir.save_warmup(run.state_dict(), run.device.type)

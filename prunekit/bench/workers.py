@@ -7,7 +7,7 @@ finished epoch. Each worker gets
 ``threads`` CPU threads and appends its output to ``<grid>/<cell>.log``.
 
 Of the jobs that may start, those under way go first, the fewest epochs left
-first (``bench.start_key``); fresh ones keep their order.
+first (``grid.start_key``); fresh ones keep their order.
 
 A job with a ``leader`` waits until that job has kept its warm-up (or ended), so
 that it starts from the warm-up rather than computing the same epochs beside it;
@@ -30,9 +30,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .bench import start_key
-from .errors import PrunekitError
-from .records import RunDir
+from ..errors import PrunekitError
+from ..records import RunDir
+from .grid import start_key
 
 POLL_SECONDS = 2.0
 BENCH_PID = "PRUNEKIT_BENCH_PID"  # in a worker's environment: the bench process it works for
@@ -70,6 +70,11 @@ def _start(job: Job, threads: int, location: list[str]) -> None:
     job.log_offset = job.log.stat().st_size if job.log.exists() else 0
     with open(job.log, "a") as log:
         job.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+
+
+def bench_worker() -> bool:
+    """Whether this process is a worker of `prunekit bench --jobs` (running one cell of a grid)."""
+    return BENCH_PID in os.environ
 
 
 def stop_with_bench() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from .records import RunDir, atomic_write_text, mean_std
+from ..records import RunDir, atomic_write_text, mean_std
 
 COLUMNS = [
     "method",
@@ -124,7 +124,7 @@ def plot(rows: list[dict], path: Path) -> Path:
 
 def write(out: Path, rows: list[dict]) -> list[Path]:
     """compression.md, compression.csv and accuracy_vs_macs.png in ``out``."""
-    from .bench import csv_text, markdown
+    from .tables import csv_text, markdown
 
     md, cs = out / "compression.md", out / "compression.csv"
     atomic_write_text(markdown(rows, COLUMNS, _text), md)
