@@ -12,8 +12,9 @@ if TYPE_CHECKING:
 
 class Callback:
     """Hooks into a ``Run``, each given the run first; all do nothing unless overridden. Persistence
-    (``recorder.Recorder``, ``warmup.WarmupKeeper``) and the CLI's progress bars are callbacks.
-    ``epoch_end`` comes after ``run.epoch`` counts the finished epoch."""
+    (``recorder.Recorder``, ``bench.warmup.WarmupKeeper``) and the CLI's progress bars are callbacks.
+    ``epoch_end`` comes after ``run.epoch`` counts the finished epoch. The summary is ``start_run``'s
+    return value (and the Recorder's ``summary`` after its ``run_end``)."""
 
     def run_start(self, run: Run) -> None: ...
     def epoch_start(self, run: Run, epoch: int, batches: int) -> None: ...

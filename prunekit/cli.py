@@ -180,17 +180,16 @@ def run(config_file, sets, resume_dir, overwrite, quiet, **options):
 
 
 def _train(cfg, quiet: bool, **kw) -> dict:
+    from .bench import SPEC
     from .bench.warmup import WarmupKeeper
-    from .bench.workers import bench_worker
     from .distributed import launched_by_torchrun
     from .engine import start_run
     from .progress import RichProgress
-    from .records import RunDir
 
     if launched_by_torchrun() and os.environ.get("RANK", "0") != "0":  # rank 0 speaks for the run
         with _sigterm_as_interrupt():
             return start_run(cfg, **kw)
-    keeper = [WarmupKeeper(RunDir(Path(cfg.out) / cfg.run_name))] if bench_worker() else []  # a grid's cell
+    keeper = [WarmupKeeper()] if (Path(cfg.out) / SPEC).exists() else []  # a grid's cell, by bench or by hand
     with _sigterm_as_interrupt(), RichProgress(console, cfg, quiet=quiet) as progress:
         return start_run(cfg, callbacks=[*keeper, progress], **kw)
 

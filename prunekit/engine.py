@@ -4,8 +4,8 @@ It knows the interfaces, never a method by name. Each epoch: apply the
 schedule's events (drop = rank + select + mask; restore = reinit + release, both
 through the ``Pruner``), train with masks held after every optimizer step,
 evaluate. ``Run`` only trains; what a run leaves on disk (records, checkpoints,
-summary) is written by callbacks (``recorder.Recorder``; a grid adds
-``warmup.WarmupKeeper``), which ``start_run`` installs.
+summary) is written by callbacks: ``recorder.Recorder``, which ``start_run``
+installs, and for a grid's cell ``bench.warmup.WarmupKeeper``, which bench adds.
 """
 
 from __future__ import annotations
@@ -399,7 +399,7 @@ def start_run(
     *,
     resume: bool = False,
     overwrite: bool = False,
-    callbacks: Sequence[Callback] = (),
+    callbacks: Sequence[Callback] | Callback = (),
     data: ImageData | None = None,
 ) -> dict:
     """Create (or resume) the run directory for ``cfg`` and train to the end; returns the summary. The
@@ -411,8 +411,9 @@ def start_run(
     world = distributed.setup(cfg.device)
     distributed.check_batch(cfg.batch_size, world)
     run_dir = RunDir(Path(cfg.out) / cfg.run_name)
-    recorder = Recorder(run_dir)
-    hooks = [recorder, *callbacks] if world.main else list(callbacks)
+    recorder = Recorder(run_dir, resume=resume)
+    callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
+    hooks = [recorder, *callbacks] if world.main else callbacks
     lock = run_dir.training_lock if world.main else contextlib.nullcontext
     try:
         if resume:

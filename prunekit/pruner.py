@@ -7,7 +7,7 @@ Usable in any training loop, prunekit's own or a user's::
     ...                                       # fine-tune; after each optimizer.step(): pruner.hold(optimizer)
     small = pruner.export()                   # a physically smaller copy, plain torch
 
-``drop`` and ``restore`` return the event records the engine writes to ``events.jsonl``.
+``drop`` and ``restore`` return the event records that the engine's Recorder writes to ``events.jsonl``.
 """
 
 from __future__ import annotations

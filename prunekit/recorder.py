@@ -19,15 +19,17 @@ if TYPE_CHECKING:
 
 
 class Recorder(Callback):
-    def __init__(self, run_dir: RunDir):
+    def __init__(self, run_dir: RunDir, resume: bool = False):
         self.dir = run_dir
+        self.resume = resume
         self.summary: dict = {}  # written at the run's end
 
     def run_start(self, run: Run) -> None:
-        done = run.epoch
-        self.dir.truncate_jsonl(METRICS, lambda r: r["epoch"] <= done)
-        self._name_own_groups_in_warmup_records(run)
-        self.dir.truncate_jsonl(EVENTS, lambda r: r["epoch"] < done)
+        if self.resume:  # the records of the epoch the stop cut short go
+            done = run.epoch
+            self.dir.truncate_jsonl(METRICS, lambda r: r["epoch"] <= done)
+            self._name_own_groups_in_warmup_records(run)
+            self.dir.truncate_jsonl(EVENTS, lambda r: r["epoch"] < done)
         if run.epoch < run.cfg.epochs:  # a finished run resumed trains nothing: no session to record
             self._record_session(run)
 

@@ -1,13 +1,16 @@
 """Shared test helpers."""
 
+import csv
 import json
 
 import pytest
 
 from prunekit.cli import main
 
-# the quickest `run`/`bench` setup: synthetic images, the smallest net, no progress output
-FAST = ["--dataset", "synthetic", "--model", "c2_8", "--batch-size", "64", "--quiet"]
+# the data and model of every quick run: synthetic images, the smallest net
+SYNTH = ["--dataset", "synthetic", "--model", "c2_8"]
+# the quickest `run`/`bench` setup: SYNTH in batches of 64, no progress output
+FAST = [*SYNTH, "--batch-size", "64", "--quiet"]
 
 TIMING = ("seconds", "train_seconds", "images_per_s")  # record fields that differ between any two runs
 
@@ -21,6 +24,23 @@ def run_cli(argv, capsys):
     return exc.value.code, captured.out, captured.err
 
 
+def bench_argv(methods, *options, out=None, base=FAST):
+    """A `prunekit bench` argv: the grid of ``methods`` (comma-separated) on ``base`` with ``options``,
+    written to ``out`` when given (else the caller adds --out)."""
+    argv = ["bench", "--methods", methods, *base, *options]
+    return argv if out is None else [*argv, "--out", str(out)]
+
+
+def read_jsonl(path):
+    """The records of a .jsonl file, one dict a line."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def table_rows(out):
+    """The rows of a grid's table.csv by method."""
+    return {r["method"]: r for r in csv.DictReader((out / "table.csv").open())}
+
+
 def _strip(rows):
     """Records without their timing fields, to compare two runs."""
     return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
@@ -28,4 +48,4 @@ def _strip(rows):
 
 def _records_without_timing(path):
     """The records of a .jsonl file without their timing fields."""
-    return _strip(json.loads(line) for line in path.read_text().splitlines())
+    return _strip(read_jsonl(path))

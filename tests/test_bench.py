@@ -7,38 +7,19 @@ import json
 
 import pytest
 import torch
-from helpers import run_cli
+from helpers import SYNTH, bench_argv, read_jsonl, run_cli, table_rows
 
 from prunekit import bench as grid_mod
 from prunekit.records import METRICS, RunDir
 
-GRID = [
-    "bench",
-    "--methods",
-    "standard,repr",
-    "--seeds",
-    "0,1",
-    "--dataset",
-    "synthetic",
-    "--model",
-    "c2_8",
-    "--epochs",
-    "3",
-    "--s1",
-    "1",
-    "--s2",
-    "1",
-    "--batch-size",
-    "64",
-    "--quiet",
-]
+GRID = bench_argv("standard,repr", "--seeds", "0,1", "--epochs", "3", "--s1", "1", "--s2", "1")
 
 
 def test_bench_grid_table_matches_records(tmp_path, capsys):
     out = tmp_path / "grid"
     code, stdout, err = run_cli([*GRID, "--out", str(out)], capsys)  # s1/s2 apply to repr, not to standard
     assert code == 0, err
-    rows = {r["method"]: r for r in csv.DictReader((out / "table.csv").open())}
+    rows = table_rows(out)
     assert set(rows) == {"standard", "repr"}
     for method, row in rows.items():
         summaries = [json.loads((out / f"{method}_seed{s}" / "summary.json").read_text()) for s in (0, 1)]
@@ -63,31 +44,8 @@ def test_bench_grid_table_matches_records(tmp_path, capsys):
 
 def test_bench_runs_resumes_and_tabulates(tmp_path, capsys):
     out = tmp_path / "grid"
-    argv = [
-        "bench",
-        "--methods",
-        "standard,repr",
-        "--seeds",
-        "0",
-        "--dataset",
-        "synthetic",
-        "--model",
-        "c2_8",
-        "--epochs",
-        "3",
-        "--s1",
-        "1",
-        "--s2",
-        "1",
-        "--batch-size",
-        "64",
-        "--quiet",
-        "--set",
-        "next_layer=zero,random",
-        "--out",
-        str(out),
-    ]
-    code, stdout, err = run_cli(argv, capsys)
+    argv = bench_argv("standard,repr", "--seeds", "0", "--epochs", "3", "--s1", "1", "--s2", "1", out=out)
+    code, stdout, err = run_cli([*argv, "--set", "next_layer=zero,random"], capsys)
     assert code == 0, err  # next_layer applies to repr; standard runs once per column as a baseline
     assert (out / "standard_next_layer=random_seed0" / "summary.json").exists()
     assert (
@@ -97,30 +55,9 @@ def test_bench_runs_resumes_and_tabulates(tmp_path, capsys):
         == "random"
     )
     out = tmp_path / "grid2"
-    argv = [
-        "bench",
-        "--methods",
-        "repr,random",
-        "--seeds",
-        "0,1",
-        "--dataset",
-        "synthetic",
-        "--model",
-        "c2_8",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "64",
-        "--quiet",
-        "--set",
-        "schedule.s1=1",
-        "--set",
-        "schedule.s2=1",
-        "--set",
-        "ranker.scope=global,layer",
-        "--out",
-        str(out),
-    ]
+    grid = bench_argv("repr,random", "--seeds", "0,1", "--epochs", "3")
+    sets = ["--set", "schedule.s1=1", "--set", "schedule.s2=1", "--set", "ranker.scope=global,layer"]
+    argv = [*grid, *sets, "--out", str(out)]
     code, stdout, err = run_cli(argv, capsys)
     assert code == 0, err
     names = sorted(p.name for p in out.iterdir() if p.is_dir())
@@ -152,19 +89,8 @@ def test_bench_runs_resumes_and_tabulates(tmp_path, capsys):
     assert (victim / "summary.json").exists()
     assert (out / names[0] / "metrics.jsonl").read_text() == before
     # the same grid with its --set options in another order and on a named device is the same grid
-    reordered = [
-        *argv[:14],
-        "--set",
-        "ranker.scope=global,layer",
-        "--set",
-        "schedule.s2=1",
-        "--set",
-        "schedule.s1=1",
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-    ]
+    reordered = [*grid, "--set", "ranker.scope=global,layer", "--set", "schedule.s2=1", "--set", "schedule.s1=1"]
+    reordered += ["--device", "cpu", "--out", str(out)]
     code, stdout, err = run_cli(reordered, capsys)
     assert code == 0 and err.count(": done") == 8, err
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == names
@@ -175,51 +101,16 @@ def test_bench_runs_resumes_and_tabulates(tmp_path, capsys):
 
 def test_bench_refuses_a_cell_folder_of_other_settings(tmp_path, capsys):
     out = tmp_path / "grid"
-    code, _, err = run_cli(
-        [
-            "run",
-            "--method",
-            "standard",
-            "--dataset",
-            "synthetic",
-            "--model",
-            "c2_8",
-            "--epochs",
-            "1",
-            "--lr",
-            "0.5",
-            "--out",
-            str(out),
-            "--name",
-            "standard_seed0",
-            "--quiet",
-        ],
-        capsys,
-    )
+    run = ["run", "--method", "standard", *SYNTH, "--epochs", "1", "--lr", "0.5", "--quiet"]
+    code, _, err = run_cli([*run, "--out", str(out), "--name", "standard_seed0"], capsys)
     assert code == 0, err
-    code, _, err = run_cli(
-        [
-            "bench",
-            "--methods",
-            "standard",
-            "--dataset",
-            "synthetic",
-            "--model",
-            "c2_8",
-            "--epochs",
-            "1",
-            "--out",
-            str(out),
-            "--quiet",
-        ],
-        capsys,
-    )
+    code, _, err = run_cli(bench_argv("standard", "--epochs", "1", "--quiet", out=out, base=SYNTH), capsys)
     assert code == 2 and "holds a run with other settings (lr)" in err
     assert not (out / "bench.json").exists()  # the refused grid left no record that would claim that run
 
 
 def test_grid_input_that_would_duplicate_or_mislabel_cells_is_one_line_and_writes_nothing(tmp_path, capsys):
-    base = ["bench", "--dataset", "synthetic", "--model", "c2_8", "--epochs", "1", "--quiet"]
+    base = ["bench", *SYNTH, "--epochs", "1", "--quiet"]
     cases = [
         (["--methods", "repr,repr"], "--methods lists repr more than once"),
         (["--methods", "standard", "--seeds", "0,0"], "--seeds lists 0 more than once"),
@@ -258,56 +149,20 @@ def test_a_list_value_in_a_grid_axis_keeps_its_commas(tmp_path, capsys):
         {"exclude": ["features.0", "features.2"], "ranker": "l1"},
     ]
     out = tmp_path / "grid"
-    code, _, err = run_cli(
-        [
-            "bench",
-            "--methods",
-            "repr",
-            "--set",
-            "exclude=[features.0],[features.2]",
-            "--dataset",
-            "synthetic",
-            "--model",
-            "c2_8",
-            "--epochs",
-            "3",
-            "--s1",
-            "1",
-            "--s2",
-            "1",
-            "--batch-size",
-            "64",
-            "--quiet",
-            "--out",
-            str(out),
-        ],
-        capsys,
+    argv = bench_argv(
+        "repr", "--set", "exclude=[features.0],[features.2]", "--epochs", "3", "--s1", "1", "--s2", "1", out=out
     )
+    code, _, err = run_cli(argv, capsys)
     assert code == 0, err
     for spared, other in (("features.0", "features.2"), ("features.2", "features.0")):
-        events = [json.loads(line) for line in (out / f"repr_exclude={spared}_seed0" / "events.jsonl").open()]
+        events = read_jsonl(out / f"repr_exclude={spared}_seed0" / "events.jsonl")
         drops = [e["dropped"] for e in events if e["event"] == "drop"]
         assert drops and all(spared not in d and other in d for d in drops)
 
 
 def test_a_damaged_summary_is_one_line(tmp_path, capsys):
     out = tmp_path / "grid"
-    argv = [
-        "bench",
-        "--methods",
-        "standard",
-        "--dataset",
-        "synthetic",
-        "--model",
-        "c2_8",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "64",
-        "--quiet",
-        "--out",
-        str(out),
-    ]
+    argv = bench_argv("standard", "--epochs", "1", out=out)
     code, _, err = run_cli(argv, capsys)
     assert code == 0, err
     (out / "standard_seed0" / "summary.json").write_text("{")
@@ -334,22 +189,7 @@ def test_more_threads_than_cores_is_warned_and_the_grid_still_runs(tmp_path, cap
     monkeypatch.setattr("prunekit.bench.workers.available_cores", lambda: 1)
     before = torch.get_num_threads()
     try:
-        grid = [
-            "bench",
-            "--methods",
-            "standard",
-            "--seeds",
-            "0",
-            "--dataset",
-            "synthetic",
-            "--model",
-            "c2_8",
-            "--epochs",
-            "1",
-            "--quiet",
-            "--out",
-            str(tmp_path / "g"),
-        ]
+        grid = bench_argv("standard", "--seeds", "0", "--epochs", "1", "--quiet", out=tmp_path / "g", base=SYNTH)
         code, _, err = run_cli([*grid, "--threads", "2"], capsys)
         assert code == 0, err
         assert "1 cell(s) x 2 threads = 2 threads on 1 cores" in err
@@ -362,32 +202,8 @@ def test_more_threads_than_cores_is_warned_and_the_grid_still_runs(tmp_path, cap
 
 def test_ablate_varies_one_value_at_a_time_and_finished_runs_can_be_moved_or_linked(tmp_path, capsys):
     out = tmp_path / "ablations"
-    common = [
-        "--dataset",
-        "synthetic",
-        "--model",
-        "c2_8",
-        "--epochs",
-        "3",
-        "--s1",
-        "1",
-        "--s2",
-        "1",
-        "--batch-size",
-        "64",
-        "--quiet",
-    ]
-    argv = [
-        "bench",
-        "--methods",
-        "repr",
-        "--ablate",
-        "--set",
-        "next_layer=random",
-        "--set",
-        "reinitializer=default,keep",
-        *common,
-    ]
+    common = ["--epochs", "3", "--s1", "1", "--s2", "1"]
+    argv = bench_argv("repr", "--ablate", "--set", "next_layer=random", "--set", "reinitializer=default,keep", *common)
     code, _, err = run_cli([*argv, "--out", str(out)], capsys)
     assert code == 0, err
     names = sorted(p.name for p in out.iterdir() if p.is_dir())
@@ -408,7 +224,7 @@ def test_ablate_varies_one_value_at_a_time_and_finished_runs_can_be_moved_or_lin
     def per_epoch(name):  # mean seconds of the epochs a cell trained itself
         fork = out / name / "fork.json"
         start = json.loads(fork.read_text())["epoch"] if fork.exists() else 0
-        own = [json.loads(line)["seconds"] for line in (out / name / "metrics.jsonl").read_text().splitlines()][start:]
+        own = [m["seconds"] for m in read_jsonl(out / name / "metrics.jsonl")][start:]
         return sum(own) / len(own)
 
     overhead = {r["method"]: float(r["overhead"]) for r in csv.DictReader((out / "table.csv").open())}
@@ -425,9 +241,7 @@ def test_ablate_varies_one_value_at_a_time_and_finished_runs_can_be_moved_or_lin
     other = tmp_path / "criteria"
     other.mkdir()
     (other / "repr_ranker=orthogonality_seed0").symlink_to(moved / "repr_seed0", target_is_directory=True)
-    code, _, err = run_cli(
-        ["bench", "--methods", "repr", "--set", "ranker=orthogonality", *common, "--out", str(other)], capsys
-    )
+    code, _, err = run_cli(bench_argv("repr", "--set", "ranker=orthogonality", *common, out=other), capsys)
     assert code == 0 and err.count(": done") == 1, err
     row = next(csv.DictReader((other / "table.csv").open()))
     summary = json.loads((moved / "repr_seed0" / "summary.json").read_text())
@@ -438,47 +252,14 @@ def test_a_cell_folder_that_links_to_nothing_is_one_clear_error(tmp_path, capsys
     out = tmp_path / "grid"
     out.mkdir()
     (out / "standard_seed0").symlink_to(tmp_path / "gone", target_is_directory=True)
-    code, _, err = run_cli(
-        [
-            "bench",
-            "--methods",
-            "standard",
-            "--dataset",
-            "synthetic",
-            "--model",
-            "c2_8",
-            "--epochs",
-            "1",
-            "--out",
-            str(out),
-            "--quiet",
-        ],
-        capsys,
-    )
+    code, _, err = run_cli(bench_argv("standard", "--epochs", "1", "--quiet", out=out, base=SYNTH), capsys)
     assert code == 2 and "which does not exist; fix or remove the link" in err and "Traceback" not in err
     assert (out / "standard_seed0").is_symlink()  # left as it was
 
 
 def test_unfinished_runs_get_their_own_row_and_are_never_averaged_with_finished_ones(tmp_path, capsys):
     out = tmp_path / "grid"
-    argv = [
-        "bench",
-        "--methods",
-        "standard",
-        "--seeds",
-        "0,1",
-        "--dataset",
-        "synthetic",
-        "--model",
-        "c2_8",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "64",
-        "--quiet",
-        "--out",
-        str(out),
-    ]
+    argv = bench_argv("standard", "--seeds", "0,1", "--epochs", "2", out=out)
     code, _, err = run_cli(argv, capsys)
     assert code == 0, err
     unfinished = out / "standard_seed1"
@@ -487,7 +268,7 @@ def test_unfinished_runs_get_their_own_row_and_are_never_averaged_with_finished_
     (unfinished / "metrics.jsonl").write_text(lines[0] + "\n")  # as if stopped after epoch 1
     code, _, err = run_cli([*argv, "--table-only"], capsys)
     assert code == 0, err
-    rows = {r["method"]: r for r in csv.DictReader((out / "table.csv").open())}
+    rows = table_rows(out)
     done = json.loads((out / "standard_seed0" / "summary.json").read_text())
     assert rows["standard"]["runs"] == "1/2 finished"
     assert float(rows["standard"]["final_test_acc_mean"]) == pytest.approx(done["final_test_acc"])
@@ -500,27 +281,7 @@ def test_unfinished_runs_get_their_own_row_and_are_never_averaged_with_finished_
 
 def test_an_epochs_axis_gives_each_row_its_own_length(tmp_path, capsys):
     out = tmp_path / "g"
-    code, _, err = run_cli(
-        [
-            "bench",
-            "--methods",
-            "standard",
-            "--set",
-            "epochs=1,2",
-            "--seeds",
-            "0",
-            "--dataset",
-            "synthetic",
-            "--model",
-            "c2_8",
-            "--batch-size",
-            "64",
-            "--quiet",
-            "--out",
-            str(out),
-        ],
-        capsys,
-    )
+    code, _, err = run_cli(bench_argv("standard", "--set", "epochs=1,2", "--seeds", "0", out=out), capsys)
     assert code == 0, err
     rows = {r["method"]: r["epochs"] for r in csv.DictReader((out / "table.csv").open())}
     assert rows == {"standard_epochs=1": "1 of 1", "standard_epochs=2": "2 of 2"}
@@ -530,28 +291,7 @@ def test_a_run_saved_before_a_field_or_option_existed_is_resumed_and_shared_but_
     tmp_path, capsys
 ):
     out = tmp_path / "grid"
-    grid = [
-        "bench",
-        "--methods",
-        "repr",
-        "--seeds",
-        "0",
-        "--dataset",
-        "synthetic",
-        "--model",
-        "c2_8",
-        "--epochs",
-        "3",
-        "--s1",
-        "1",
-        "--s2",
-        "1",
-        "--batch-size",
-        "64",
-        "--quiet",
-        "--out",
-        str(out),
-    ]
+    grid = bench_argv("repr", "--seeds", "0", "--epochs", "3", "--s1", "1", "--s2", "1", out=out)
     code, _, err = run_cli([*grid, "--set", "next_layer=zero"], capsys)
     assert code == 0, err
     path = out / "repr_next_layer=zero_seed0" / "config.json"

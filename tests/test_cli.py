@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import FAST, _strip, run_cli
+from helpers import FAST, SYNTH, _strip, read_jsonl, run_cli
 
 import prunekit.data as data
 from prunekit import records, registry
@@ -21,38 +21,21 @@ from prunekit.records import RunDir, atomic_save, atomic_write_text
 
 
 def test_run_writes_a_complete_record(tmp_path, capsys):
-    code, out, err = run_cli(
-        [
-            "run",
-            "--method",
-            "repr",
-            "--epochs",
-            "4",
-            "--s1",
-            "1",
-            "--s2",
-            "1",
-            "--out",
-            str(tmp_path),
-            "--name",
-            "r",
-            *FAST,
-        ],
-        capsys,
-    )
+    argv = ["run", "--method", "repr", "--epochs", "4", "--s1", "1", "--s2", "1", "--out", str(tmp_path), "--name", "r"]
+    code, out, err = run_cli([*argv, *FAST], capsys)
     assert code == 0, err
     run = tmp_path / "r"
     config = json.loads((run / "config.json").read_text())
     assert config["ranker"] == "orthogonality" and config["schedule_args"]["s1"] == 1
     assert config["ranker_args"]["scope"] == "global"  # every default written out
-    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    metrics = read_jsonl(run / "metrics.jsonl")
     assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
     assert {"train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s", "dropped"} <= set(
         metrics[0]
     )
     assert metrics[1]["dropped"]["features.0"] + metrics[1]["dropped"]["features.2"] > 0  # held in epoch 2
     assert all(v == 0 for v in metrics[2]["dropped"].values())  # restored at the start of epoch 3
-    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    events = read_jsonl(run / "events.jsonl")
     assert [(e["epoch"], e["event"]) for e in events] == [
         (1, "drop"),
         (2, "restore"),
@@ -168,21 +151,7 @@ def test_a_data_folder_that_is_a_file_is_one_line_naming_where_it_came_from(tmp_
 
 
 def test_a_run_being_trained_by_another_process_is_refused_untouched(tmp_path, capsys):
-    base = [
-        "--method",
-        "standard",
-        "--dataset",
-        "synthetic",
-        "--model",
-        "c2_8",
-        "--epochs",
-        "1",
-        "--out",
-        str(tmp_path),
-        "--name",
-        "busy",
-        "--quiet",
-    ]
+    base = ["--method", "standard", *SYNTH, "--epochs", "1", "--out", str(tmp_path), "--name", "busy", "--quiet"]
     code, _, err = run_cli(["run", *base], capsys)
     assert code == 0, err
     run = RunDir(tmp_path / "busy")
@@ -270,7 +239,7 @@ def test_a_write_that_fails_midway_keeps_the_last_checkpoint_and_whole_records(t
     assert all(json.loads(x) for x in (run / "events.jsonl").read_text().splitlines())  # cut back to whole lines
 
     assert run_cli(["run", "--resume", str(run), "--quiet"], capsys)[0] == 0
-    read = lambda n: [json.loads(x) for x in (tmp_path / n / "metrics.jsonl").read_text().splitlines()]
+    read = lambda n: read_jsonl(tmp_path / n / "metrics.jsonl")
     assert _strip(read("full")) == _strip(read("cut"))
 
 
@@ -298,29 +267,8 @@ def test_a_components_own_options_are_command_line_options(tmp_path, capsys, mon
     code, out, _ = run_cli(["run", "--help"], capsys)
     help_text = " ".join(out.split())
     assert code == 0 and "--sharpness FLOAT How sharp. [sharp (ranker)]" in help_text and "--s1 INTEGER" in help_text
-    code, out, err = run_cli(
-        [
-            "run",
-            "--method",
-            "repr",
-            "--ranker",
-            "sharp",
-            "--sharpness",
-            "2.5",
-            "--epochs",
-            "3",
-            "--s1",
-            "1",
-            "--s2",
-            "1",
-            *FAST,
-            "--out",
-            str(tmp_path),
-            "--name",
-            "s",
-        ],
-        capsys,
-    )
+    argv = ["run", "--method", "repr", "--ranker", "sharp", "--sharpness", "2.5", "--out", str(tmp_path), "--name", "s"]
+    code, out, err = run_cli([*argv, "--epochs", "3", "--s1", "1", "--s2", "1", *FAST], capsys)
     assert code == 0, out + err
     assert json.loads((tmp_path / "s" / "config.json").read_text())["ranker_args"]["sharpness"] == 2.5
     code, _, err = run_cli(["run", "--sharpness", "blunt"], capsys)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import run_cli
+from helpers import FAST, run_cli
 
 from prunekit import distributed
 from prunekit.data import Batches, synthetic
@@ -18,7 +18,7 @@ from prunekit.errors import PrunekitError
 
 HERE = Path(__file__).parent
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-RUN = ["-m", "prunekit", "run", "--dataset", "synthetic", "--model", "c2_8", "--batch-size", "64", "--quiet"]
+RUN = ["-m", "prunekit", "run", *FAST]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -70,25 +70,7 @@ def test_batch_must_divide_among_ranks():
 
 def test_resume_under_another_world_size_is_refused(tmp_path, capsys):
     code, _, _ = run_cli(
-        [
-            "run",
-            "--method",
-            "standard",
-            "--epochs",
-            "2",
-            "--dataset",
-            "synthetic",
-            "--model",
-            "c2_8",
-            "--batch-size",
-            "64",
-            "--quiet",
-            "--out",
-            str(tmp_path),
-            "--name",
-            "r",
-        ],
-        capsys,
+        ["run", "--method", "standard", "--epochs", "2", *FAST, "--out", str(tmp_path), "--name", "r"], capsys
     )
     assert code == 0
     config = tmp_path / "r" / "config.json"

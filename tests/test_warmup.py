@@ -1,12 +1,11 @@
 """Cells of a grid sharing a warm-up (prunekit.bench.warmup): which sibling leads, a cell started from its
 warm-up, and the same numbers as a run from scratch."""
 
-import csv
 import json
 
 import pytest
 import torch
-from helpers import FAST, _records_without_timing, run_cli
+from helpers import FAST, SYNTH, _records_without_timing, bench_argv, read_jsonl, run_cli, table_rows
 
 from prunekit import bench as grid_mod
 from prunekit.bench.grid import leaders_first
@@ -32,29 +31,8 @@ def test_warmup_leaders_pick_a_sibling_that_will_keep_a_usable_warmup_and_leader
     _, leaders, _ = plan(["repr"], ["schedule.s1=2,1"])
     assert leaders == {}  # the epoch-2 warm-up comes after s1=1's drop; s1=2 may not wait for a later cell
     # a sibling already past its first event without a kept warm-up will never keep one
-    code, _, err = run_cli(
-        [
-            "bench",
-            "--methods",
-            "repr",
-            "--seeds",
-            "0",
-            "--dataset",
-            "synthetic",
-            "--model",
-            "c2_8",
-            "--epochs",
-            "6",
-            "--s1",
-            "2",
-            "--s2",
-            "1",
-            "--quiet",
-            "--out",
-            str(tmp_path / "grid"),
-        ],
-        capsys,
-    )
+    argv = bench_argv("repr", "--seeds", "0", "--epochs", "6", "--s1", "2", "--s2", "1", "--quiet", base=SYNTH)
+    code, _, err = run_cli([*argv, "--out", str(tmp_path / "grid")], capsys)
     assert code == 0, err
     for name in ("warmup.pt", "warmup.json"):
         (tmp_path / "grid" / "repr_seed0" / name).unlink()
@@ -63,28 +41,9 @@ def test_warmup_leaders_pick_a_sibling_that_will_keep_a_usable_warmup_and_leader
 
 
 def test_a_cell_started_from_a_siblings_warmup_matches_one_run_from_scratch(tmp_path, capsys):
-    grid = [
-        "bench",
-        "--methods",
-        "repr,standard,random",
-        "--seeds",
-        "0",
-        "--dataset",
-        "synthetic",
-        "--model",
-        "c2_8",
-        "--epochs",
-        "5",
-        "--s1",
-        "2",
-        "--s2",
-        "1",
-        "--batch-size",
-        "64",
-        "--momentum",
-        "0.9",
-        "--quiet",
-    ]
+    grid = bench_argv(
+        "repr,standard,random", "--seeds", "0", "--epochs", "5", "--s1", "2", "--s2", "1", "--momentum", "0.9"
+    )
     shared, alone = tmp_path / "shared", tmp_path / "alone"
     code, _, err = run_cli([*grid, "--out", str(shared)], capsys)
     assert code == 0, err
@@ -115,12 +74,12 @@ def test_a_cell_started_from_a_siblings_warmup_matches_one_run_from_scratch(tmp_
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert (alone / "random_seed0" / "events.jsonl").read_text().count('"drop"') == 1  # the events did happen
     # speed columns count only the epochs a cell trained itself, not those timed in its leader's process
-    rows = {r["method"]: r for r in csv.DictReader((shared / "table.csv").open())}
-    own = [json.loads(line) for line in (shared / "standard_seed0" / "metrics.jsonl").read_text().splitlines()][2:]
+    rows = table_rows(shared)
+    own = read_jsonl(shared / "standard_seed0" / "metrics.jsonl")[2:]
     assert float(rows["standard"]["images_per_s_mean"]) == pytest.approx(sum(m["images_per_s"] for m in own) / 3)
     summary = json.loads((shared / "standard_seed0" / "summary.json").read_text())
     assert summary["images_per_s"] == pytest.approx(sum(m["images_per_s"] for m in own) / 3)  # so does summary.json
-    base = [json.loads(line) for line in (shared / "repr_seed0" / "metrics.jsonl").read_text().splitlines()]
+    base = read_jsonl(shared / "repr_seed0" / "metrics.jsonl")
     per_epoch = sum(m["seconds"] for m in own) / 3, sum(m["seconds"] for m in base) / 5
     assert float(rows["standard"]["overhead"]) == pytest.approx(100 * (per_epoch[0] / per_epoch[1] - 1))
     # a folder left holding only the lock file of a removed run takes the warm-up again
@@ -141,33 +100,8 @@ def test_a_cell_started_from_a_siblings_warmup_matches_one_run_from_scratch(tmp_
 
 
 def test_a_cell_that_spares_the_first_conv_starts_from_the_warmup_and_matches_one_run_from_scratch(tmp_path, capsys):
-    grid = [
-        "bench",
-        "--methods",
-        "repr",
-        "--ablate",
-        "--set",
-        "exclude_first=true",
-        "--seeds",
-        "0",
-        "--dataset",
-        "synthetic",
-        "--model",
-        "c2_8",
-        "--epochs",
-        "4",
-        "--s1",
-        "2",
-        "--s2",
-        "1",
-        "--batch-size",
-        "64",
-        "--momentum",
-        "0.9",
-        "--jobs",
-        "1",
-        "--quiet",
-    ]
+    grid = bench_argv("repr", "--ablate", "--set", "exclude_first=true", "--seeds", "0", "--jobs", "1")
+    grid += ["--epochs", "4", "--s1", "2", "--s2", "1", "--momentum", "0.9"]
     shared, alone = tmp_path / "shared", tmp_path / "alone"
     code, _, err = run_cli([*grid, "--out", str(shared)], capsys)
     assert code == 0, err
@@ -178,7 +112,7 @@ def test_a_cell_that_spares_the_first_conv_starts_from_the_warmup_and_matches_on
     assert _records_without_timing(shared / name / "metrics.jsonl") == _records_without_timing(
         alone / name / "metrics.jsonl"
     )
-    events = [json.loads(line) for line in (alone / name / "events.jsonl").read_text().splitlines()]
+    events = read_jsonl(alone / name / "events.jsonl")
     assert events and all("features.0" not in e["dropped"] for e in events if e["event"] == "drop")
     a = torch.load(shared / name / "checkpoint.pt", weights_only=True)["model"]
     b = torch.load(alone / name / "checkpoint.pt", weights_only=True)["model"]
@@ -187,33 +121,8 @@ def test_a_cell_that_spares_the_first_conv_starts_from_the_warmup_and_matches_on
 
 def test_no_cell_starts_from_a_warmup_of_other_training_settings_or_past_its_own_first_event(tmp_path, capsys):
     out = tmp_path / "grid"
-    code, _, err = run_cli(
-        [
-            "bench",
-            "--methods",
-            "repr",
-            "--set",
-            "schedule.s1=2,1",
-            "--set",
-            "lr=0.05,0.1",
-            "--seeds",
-            "0",
-            "--dataset",
-            "synthetic",
-            "--model",
-            "c2_8",
-            "--epochs",
-            "4",
-            "--s2",
-            "1",
-            "--batch-size",
-            "64",
-            "--quiet",
-            "--out",
-            str(out),
-        ],
-        capsys,
-    )
+    axes = ["--set", "schedule.s1=2,1", "--set", "lr=0.05,0.1"]
+    code, _, err = run_cli(bench_argv("repr", *axes, "--seeds", "0", "--epochs", "4", "--s2", "1", out=out), capsys)
     assert code == 0, err
     # s1=2 keeps a warm-up at epoch 2 and s1=1 at epoch 1; a cell of the other lr may use neither,
     # and an s1=1 cell may not start from an epoch-2 warm-up (its first drop comes before)
@@ -237,3 +146,32 @@ def test_only_a_grid_cell_keeps_its_warmup(tmp_path, capsys):
     assert kept["epoch"] == 2  # the state at the first drop (start of epoch 3)
     alone = torch.load(tmp_path / "alone" / "checkpoint.pt", weights_only=True)
     assert alone["epoch"] == 4
+
+
+def test_a_cell_stopped_between_its_checkpoint_and_its_warmup_keeps_the_warmup_when_resumed_by_hand(tmp_path, capsys):
+    from prunekit.callbacks import Callback
+    from prunekit.config import resolve
+    from prunekit.engine import start_run
+
+    class StopAtFirstEvent(Callback):  # after the Recorder's checkpoint, before any warm-up keeper
+        def epoch_end(self, run, record):
+            if run.epoch == run.first_event:
+                raise KeyboardInterrupt
+
+    grid = tmp_path / "grid"
+    code, _, err = run_cli(bench_argv("repr", "--epochs", "4", "--s1", "2", "--s2", "1", out=grid), capsys)
+    assert code == 0, err
+    cfg = resolve({"dataset": "synthetic", "model": "c2_8", "batch_size": 64, "method": "repr", "epochs": 4,
+                   "s1": 2, "s2": 1, "out": str(grid), "name": "stopped"})  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        start_run(cfg, callbacks=[StopAtFirstEvent()])
+    stopped = RunDir(grid / "stopped")
+    assert stopped.warmup_info() is None and stopped.epochs_done() == 2
+    checkpoint = stopped.load_checkpoint()
+    code, _, err = run_cli(["run", "--resume", str(stopped.path), "--quiet"], capsys)
+    assert code == 0, err
+    assert stopped.warmup_info() == {"epoch": 2, "device": "cpu"}
+    kept = torch.load(stopped.file("warmup.pt"), weights_only=True)
+    assert all(torch.equal(kept["model"][k], v) for k, v in checkpoint["model"].items())
+    sibling = torch.load(grid / "repr_seed0" / "warmup.pt", weights_only=True)  # kept by bench: the same state
+    assert all(torch.equal(sibling["model"][k], v) for k, v in kept["model"].items())

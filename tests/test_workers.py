@@ -1,7 +1,6 @@
 """`prunekit bench` cells in worker processes (prunekit.bench.workers): --jobs, the order cells start in,
 a leader restarted to share the cores, and stopping them (SIGTERM, a second Ctrl-C, a killed bench)."""
 
-import csv
 import io
 import json
 import os
@@ -14,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import _records_without_timing, run_cli
+from helpers import SYNTH, _records_without_timing, bench_argv, run_cli, table_rows
 from rich.console import Console
 
 import prunekit.bench.workers as workers
@@ -25,35 +24,11 @@ from prunekit.records import METRICS, RunDir
 
 def test_bench_jobs_runs_cells_in_worker_processes_and_reports_a_failed_cell(tmp_path, capsys):
     out = tmp_path / "grid"
-    argv = [
-        "bench",
-        "--methods",
-        "standard,repr",
-        "--seeds",
-        "0",
-        "--dataset",
-        "synthetic",
-        "--model",
-        "c2_8",
-        "--epochs",
-        "3",
-        "--s1",
-        "1",
-        "--s2",
-        "1",
-        "--batch-size",
-        "64",
-        "--quiet",
-        "--jobs",
-        "2",
-        "--threads",
-        "1",
-        "--out",
-        str(out),
-    ]
+    grid = bench_argv("standard,repr", "--seeds", "0", "--epochs", "3", "--s1", "1", "--s2", "1", out=out)
+    argv = [*grid, "--jobs", "2", "--threads", "1"]
     code, _, err = run_cli(argv, capsys)
     assert code == 0, err
-    rows = {r["method"]: r for r in csv.DictReader((out / "table.csv").open())}
+    rows = table_rows(out)
     for method in ("standard", "repr"):
         summary = json.loads((out / f"{method}_seed0" / "summary.json").read_text())
         assert float(rows[method]["final_test_acc_mean"]) == pytest.approx(summary["final_test_acc"])
@@ -72,32 +47,8 @@ def test_a_cell_waits_for_the_warmup_a_sibling_will_keep_and_its_leader_gets_the
 ):
     monkeypatch.setattr(workers, "POLL_SECONDS", 0.1)  # sees the warm-up while the leader still has epochs to go
     out = tmp_path / "grid"
-    argv = [
-        "bench",
-        "--methods",
-        "standard,repr",
-        "--seeds",
-        "0",
-        "--dataset",
-        "synthetic",
-        "--model",
-        "c2_8",
-        "--epochs",
-        "12",
-        "--s1",
-        "2",
-        "--s2",
-        "1",
-        "--batch-size",
-        "64",
-        "--quiet",
-        "--jobs",
-        "2",
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-    ]
+    grid = bench_argv("standard,repr", "--seeds", "0", "--epochs", "12", "--s1", "2", "--s2", "1", out=out)
+    argv = [*grid, "--jobs", "2", "--device", "cpu"]
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a shell's background job: workers inherit it
     try:
         code, _, err = run_cli(argv, capsys)
@@ -125,28 +76,7 @@ def test_a_cell_waits_for_the_warmup_a_sibling_will_keep_and_its_leader_gets_the
 def test_sigterm_stops_every_worker_and_keeps_their_finished_epochs(tmp_path, capsys, monkeypatch):
     """SIGTERM to `bench --jobs` (like Ctrl-C) ends all its workers; their finished epochs stay on disk."""
     out = tmp_path / "grid"
-    argv = [
-        "bench",
-        "--methods",
-        "standard",
-        "--seeds",
-        "0,1",
-        "--dataset",
-        "synthetic",
-        "--model",
-        "c2_8",
-        "--epochs",
-        "500",
-        "--batch-size",
-        "64",
-        "--quiet",
-        "--jobs",
-        "2",
-        "--threads",
-        "1",
-        "--out",
-        str(out),
-    ]
+    argv = bench_argv("standard", "--seeds", "0,1", "--epochs", "500", "--jobs", "2", "--threads", "1", out=out)
     started = []
     real_popen = subprocess.Popen
 
@@ -333,34 +263,9 @@ def _workers_of(out):
 @pytest.mark.slow
 def test_workers_stop_at_their_last_epoch_when_their_bench_is_killed(tmp_path):
     out = tmp_path / "grid"
+    argv = bench_argv("standard", "--seeds", "0,1", "--epochs", "500", "--jobs", "2", "--threads", "1", out=out)
     bench = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prunekit",
-            "bench",
-            "--methods",
-            "standard",
-            "--seeds",
-            "0,1",
-            "--dataset",
-            "synthetic",
-            "--model",
-            "c2_8",
-            "--epochs",
-            "500",
-            "--batch-size",
-            "64",
-            "--quiet",
-            "--jobs",
-            "2",
-            "--threads",
-            "1",
-            "--out",
-            str(out),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "prunekit", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     metrics = [out / f"standard_seed{s}" / "metrics.jsonl" for s in (0, 1)]
     deadline = time.monotonic() + 300
@@ -386,21 +291,6 @@ def test_workers_stop_at_their_last_epoch_when_their_bench_is_killed(tmp_path):
 def test_a_worker_whose_bench_has_ended_does_not_start(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(workers.sys, "platform", "elsewhere")  # no parent-death request from the test process
     monkeypatch.setenv(workers.BENCH_PID, "999999999")  # not this process's parent: that bench is gone
-    code, _, err = run_cli(
-        [
-            "run",
-            "--method",
-            "standard",
-            "--dataset",
-            "synthetic",
-            "--model",
-            "c2_8",
-            "--epochs",
-            "1",
-            "--out",
-            str(tmp_path),
-            "--quiet",
-        ],
-        capsys,
-    )
+    argv = ["run", "--method", "standard", *SYNTH, "--epochs", "1", "--out", str(tmp_path), "--quiet"]
+    code, _, err = run_cli(argv, capsys)
     assert code == 2 and "that started this worker has ended" in err and not any(tmp_path.iterdir())

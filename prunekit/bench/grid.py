@@ -190,7 +190,7 @@ class Grid:
             how = self.ready_cell(cell, cfg, cells, share_warmup)
             console.log(f"[bold]cell {i}/{len(cells)}[/bold] {cell.name}: {how}")
             with RichProgress(console, cfg, quiet=quiet) as progress:
-                start_run(cfg, resume=True, callbacks=[WarmupKeeper(self.run_dir(cell)), progress])
+                start_run(cfg, resume=True, callbacks=[WarmupKeeper(), progress])
 
     def _run_in_workers(self, cells, configs, leaders, share_warmup, jobs, threads, console, quiet) -> None:
         from functools import partial

@@ -91,12 +91,9 @@ def start_from_warmup(source: RunDir, epoch: int, target: RunDir, cfg: RunConfig
 
 class WarmupKeeper(Callback):
     """Keeps a run's state at its schedule's first event (``warmup.pt``), for the same-seed cells of its
-    grid to start from; bench installs it. Called after the ``Recorder``, so a run stopped between its
+    grid to start from; installed for a run in a grid's folder (by bench, or a resume by hand). Called after the ``Recorder``, so a run stopped between its
     checkpoint and its warm-up keeps the warm-up when resumed, and a kept warm-up is always the state the
     run went on from."""
-
-    def __init__(self, run_dir: RunDir):
-        self.dir = run_dir
 
     def run_start(self, run) -> None:
         self._keep(run)  # resumed (or started from a warm-up) right at its first event
@@ -105,5 +102,6 @@ class WarmupKeeper(Callback):
         self._keep(run)
 
     def _keep(self, run) -> None:
-        if 0 < run.epoch == run.first_event and self.dir.warmup_info() is None:
-            self.dir.save_warmup(run.state_dict(), run.device.type)
+        run_dir = RunDir(run.path)
+        if run.world.main and 0 < run.epoch == run.first_event and run_dir.warmup_info() is None:
+            run_dir.save_warmup(run.state_dict(), run.device.type)

@@ -1,7 +1,8 @@
 """Run grid cells side by side, each in its own ``prunekit run --resume`` process.
 
 Each job's run directory is made resumable just before its worker starts (its
-``ready`` callable), so every worker is a plain resume: a worker that dies or is
+``ready`` callable), so every worker is a plain resume (which, in a grid's
+folder, also keeps the cell's warm-up): a worker that dies or is
 stopped leaves a run that the next ``prunekit bench`` picks up at its last
 finished epoch. Each worker gets
 ``threads`` CPU threads and appends its output to ``<grid>/<cell>.log``.
@@ -70,11 +71,6 @@ def _start(job: Job, threads: int, location: list[str]) -> None:
     job.log_offset = job.log.stat().st_size if job.log.exists() else 0
     with open(job.log, "a") as log:
         job.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-
-
-def bench_worker() -> bool:
-    """Whether this process is a worker of `prunekit bench --jobs` (running one cell of a grid)."""
-    return BENCH_PID in os.environ
 
 
 def stop_with_bench() -> None:
