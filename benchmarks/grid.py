@@ -122,15 +122,22 @@ def _check(where: str, table: dict, kinds: dict, required=()) -> None:
             raise GridError(f"{where}: {key} must be {what}, got {value!r}")
 
 
+def _key_values(items: list[str], wrong) -> dict[str, str]:
+    """``["key=value", ...]`` as {key: value}, in order; ``wrong(item)`` is the message for a malformed item."""
+    pairs = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key or not value:
+            raise GridError(wrong(item))
+        pairs[key] = value
+    return pairs
+
+
 def _axes(where: str, sets: list[str]) -> dict[str, str]:
     """``["key=v1,v2", ...]`` as {key: "v1,v2"}, in order."""
-    axes = {}
-    for item in sets:
-        key, eq, values = item.partition("=")
-        if not eq or not key or not values:
-            raise GridError(f"{where}: set {item!r} is not KEY=V1,V2; write it as on `prunekit bench --set`")
-        axes[key] = values
-    return axes
+    return _key_values(
+        sets, lambda item: f"{where}: set {item!r} is not KEY=V1,V2; write it as on `prunekit bench --set`"
+    )
 
 
 def _check_step(where: str, step, config: dict) -> None:
@@ -521,13 +528,7 @@ def _link_command(run: str, link: str) -> str | None:
 
 
 def _pairs(flag: str, items: list[str]) -> dict[str, str]:
-    pairs = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key or not value:
-            raise GridError(f"{flag} takes KEY=VALUE, got {item!r}; e.g. {flag} ranker=l1,random")
-        pairs[key] = value
-    return pairs
+    return _key_values(items, lambda item: f"{flag} takes KEY=VALUE, got {item!r}; e.g. {flag} ranker=l1,random")
 
 
 def given_from(args) -> Given:
