@@ -26,7 +26,8 @@ GRIDS = ["c3_32-paper", "c3_32-augmented", "c3_32-pooled", "c3_32-low-lr", "c3_3
 
 # (model family, augment, lr, method) -> figure, and where it comes from
 # the paper (Prakash et al., CVPR 2019): its C^3(32), no augmentation, 100 epochs; set beside every C^3(32) variant
-PAPER = {("c3_32", False, "standard"): 72.1, ("c3_32", False, "repr"): 76.4}
+# (its RePr figure beside repr-author too: the same method as the first author's code implements it)
+PAPER = {("c3_32", False, "standard"): 72.1, ("c3_32", False, "repr"): 76.4, ("c3_32", False, "repr-author"): 76.4}
 PUBLIC = {  # github.com/siahuat0727/RePr (no pooling, as our c3_32), as reported there (not rerun here)
     ("c3_32", False, 0.003, "standard"): "64.86 (best of 200 ep.)",
     ("c3_32", False, 0.003, "repr"): "69.05 (best of 200 ep.)",
