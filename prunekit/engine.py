@@ -30,7 +30,7 @@ from .groups import GroupSet
 from .interfaces import Drop, Ranker, Reinitializer, Restore, Schedule
 from .pruner import Pruner
 from .recorder import Recorder
-from .records import RunDir
+from .records import CHECKPOINT, WARMUP, RunDir
 
 
 def load_data(cfg: RunConfig) -> ImageData:
@@ -424,10 +424,14 @@ def start_run(
                     f"(or without torchrun for 1)"
                 )
             with lock():
-                ckpt = run_dir.load_checkpoint()
+                state, source = run_dir.resume_state()
                 run = Run(cfg, hooks, data)
-                if ckpt is not None:
-                    run.load_state_dict(ckpt)
+                if state is not None:
+                    run.load_state_dict(state)
+                if source == WARMUP:
+                    run.warn(
+                        f"no {CHECKPOINT} in {run_dir.path}: continues from its kept warm-up after epoch {run.epoch}"
+                    )
                 run.run()
                 return recorder.summary if world.main else {}
         if world.distributed:  # one process keeps the config it always had

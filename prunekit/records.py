@@ -187,8 +187,8 @@ class RunDir:
     def save_checkpoint(self, state: dict) -> None:
         atomic_save(state, self.file(CHECKPOINT))
 
-    def load_checkpoint(self) -> dict | None:
-        path = self.file(CHECKPOINT)
+    def load_checkpoint(self, name: str = CHECKPOINT) -> dict | None:
+        path = self.file(name)
         if not path.exists():
             return None
         try:
@@ -197,6 +197,21 @@ class RunDir:
             raise PrunekitError(
                 f"cannot load checkpoint {path} ({type(exc).__name__}); it is damaged or not a prunekit checkpoint"
             ) from None
+
+    def resume_state(self) -> tuple[dict | None, str]:
+        """The latest state a resume can continue from and its file: the checkpoint, else the kept warm-up
+        (checkpoints are not kept in git; a committed unfinished run may keep only its warm-up). Refuses a
+        run with recorded epochs and neither, rather than silently training it again from epoch 1."""
+        for name in (CHECKPOINT, WARMUP):
+            if (state := self.load_checkpoint(name)) is not None:
+                return state, name
+        if done := self.epochs_done():
+            raise PrunekitError(
+                f"{self.path} records {done} epoch(s) but has no {CHECKPOINT} or {WARMUP} to continue from; nothing "
+                f"was changed. To train it again from epoch 1 (replacing its records): `prunekit run --config "
+                f"{self.file(CONFIG)} --overwrite`"
+            )
+        return None, ""
 
     def save_warmup(self, state: dict, device: str) -> None:
         atomic_save(state, self.file(WARMUP))

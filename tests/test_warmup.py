@@ -175,3 +175,49 @@ def test_a_cell_stopped_between_its_checkpoint_and_its_warmup_keeps_the_warmup_w
     assert all(torch.equal(kept["model"][k], v) for k, v in checkpoint["model"].items())
     sibling = torch.load(grid / "repr_seed0" / "warmup.pt", weights_only=True)  # kept by bench: the same state
     assert all(torch.equal(sibling["model"][k], v) for k, v in kept["model"].items())
+
+
+def test_a_resume_without_a_checkpoint_continues_from_the_kept_warmup_or_refuses_and_changes_nothing(tmp_path, capsys):
+    grid = tmp_path / "grid"
+    code, _, err = run_cli(bench_argv("repr", "--epochs", "4", "--s1", "2", "--s2", "1", out=grid), capsys)
+    assert code == 0, err
+    rd = RunDir(grid / "repr_seed0")
+    full = {n: _records_without_timing(rd.file(n)) for n in ("metrics.jsonl", "events.jsonl")}
+    for name in ("summary.json", "checkpoint.pt"):  # checkpoints are not kept in git; the warm-up may be
+        rd.file(name).unlink()
+    code, _, err = run_cli(["run", "--resume", str(rd.path), "--quiet"], capsys)
+    assert code == 0, err
+    assert "no checkpoint.pt" in err and "continues from its kept warm-up after epoch 2" in err
+    assert {n: _records_without_timing(rd.file(n)) for n in full} == full  # epochs 3-4 trained again, the same
+
+    for name in ("summary.json", "checkpoint.pt", "warmup.pt"):
+        rd.file(name).unlink()
+    before = {p.name: p.read_bytes() for p in rd.path.iterdir()}
+    code, _, err = run_cli(["run", "--resume", str(rd.path), "--quiet"], capsys)
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "records 4 epoch(s) but has no checkpoint.pt or warmup.pt" in err and "nothing was changed" in err
+    assert {p.name: p.read_bytes() for p in rd.path.iterdir()} == before
+    code, _, err = run_cli(["run", "--config", str(rd.file("config.json")), "--overwrite", "--quiet"], capsys)
+    assert code == 0, err  # the remedy the line names
+    assert {n: _records_without_timing(rd.file(n)) for n in full} == full
+
+
+def test_a_grid_cell_whose_records_have_no_checkpoint_is_set_aside_and_run_again(tmp_path, capsys):
+    grid = tmp_path / "grid"
+    argv = bench_argv("repr,standard", "--epochs", "4", "--s1", "2", "--s2", "1", out=grid)
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    rd = RunDir(grid / "standard_seed0")  # started from repr's warm-up; keeps none of its own
+    full = _records_without_timing(rd.file("metrics.jsonl"))
+    for name in ("summary.json", "checkpoint.pt"):
+        rd.file(name).unlink()
+    old = rd.file("metrics.jsonl").read_bytes()
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    said = " ".join(err.split())  # the console wraps long lines
+    assert "standard_seed0: its 4 recorded epochs had no checkpoint.pt (moved to" in said
+    assert "starts from the warm-up of repr_seed0 (epochs 1-2)" in said
+    assert _records_without_timing(rd.file("metrics.jsonl")) == full and rd.finished
+    (aside,) = (grid / ".set-aside").iterdir()
+    assert aside.name.startswith("standard_seed0-") and (aside / "metrics.jsonl").read_bytes() == old
+    assert set(table_rows(grid)) == {"repr", "standard"}

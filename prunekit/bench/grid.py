@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from rich.console import Console
 
 from ..config import RunConfig, as_resolved_now
 from ..errors import PrunekitError
-from ..records import LOCATION_KEYS, RunDir, atomic_write_text
+from ..records import CHECKPOINT, CONFIG, LOCATION_KEYS, RunDir, atomic_write_text
 from . import tables
 from .spec import Cell
 
@@ -34,7 +35,7 @@ class Grid:
         rd = self.run_dir(cell)
         if rd.finished:
             return "done"
-        if rd.file("config.json").exists():
+        if rd.file(CONFIG).exists():
             return "partial"
         return "new"
 
@@ -85,7 +86,7 @@ class Grid:
             raise PrunekitError(
                 f"{rd.path} links to {os.readlink(rd.path)}, which does not exist; fix or remove the link"
             )
-        if not rd.file("config.json").exists():
+        if not rd.file(CONFIG).exists():
             return
         saved, wanted = as_resolved_now(rd.read_config()), cfg.to_dict()
         diff = sorted(k for k in set(saved) | set(wanted) if k not in LOCATION_KEYS and saved.get(k) != wanted.get(k))
@@ -104,17 +105,30 @@ class Grid:
         from . import warmup
 
         rd = self.run_dir(cell)
-        if rd.file("config.json").exists():
-            return f"resumes after epoch {rd.epochs_done()}"
+        again = ""
+        if rd.file(CONFIG).exists():
+            done = rd.epochs_done()
+            if rd.file(CHECKPOINT).exists() or not done:
+                return f"resumes after epoch {done}"
+            if info := rd.warmup_info():
+                return f"resumes from its kept warm-up after epoch {info['epoch']} (no {CHECKPOINT})"
+            again = f"its {done} recorded epochs had no {CHECKPOINT} (moved to {self.set_aside(rd)}); "
         if share_warmup:
             found = warmup.find_source(cfg, [self.path / c.name for c in cells if c.seed == cell.seed and c != cell])
             if found:
                 source, epoch = found
                 warmup.start_from_warmup(source, epoch, rd, cfg)
-                return f"starts from the warm-up of {source.path.name} (epochs 1-{epoch})"
+                return f"{again}starts from the warm-up of {source.path.name} (epochs 1-{epoch})"
         rd.create(overwrite=False)
         rd.write_config(cfg.to_dict())
-        return "starts"
+        return f"{again}starts"
+
+    def set_aside(self, rd: RunDir) -> Path:
+        """Move a cell's folder out of the grid's way (into ``.set-aside/``), keeping what it recorded."""
+        aside = self.path / ".set-aside" / f"{rd.path.name}-{time.strftime('%Y%m%dT%H%M%S')}"
+        aside.parent.mkdir(exist_ok=True)
+        rd.path.rename(aside)
+        return aside
 
     def warmup_leaders(self, cells: list[Cell], configs: list[RunConfig]) -> dict[str, str]:
         """For each new cell that no kept warm-up fits yet, the unfinished sibling that will keep one it can
