@@ -8,13 +8,16 @@ pooled and low-lr grids in benchmarks/results), groups them by model, regime (au
 learning rate, epochs) and method, and averages the finished runs (``summary.json``): the final
 epoch's test accuracy and the best epoch's (any epoch, as the public reproduction reports). Runs
 not finished (under way or stopped) get their own row with the epochs done and their figures so far, never averaged
-with finished ones. Linked cells (a run counted in two grids) are read once.
+with finished ones. Linked cells (a run counted in two grids) are read once. A row is a grid cell without
+its seed (``repr-author_next_layer=zero``: an ablation is its own row). "vs standard" is the mean ± std of the
+per-seed differences from ``standard`` of the same model and regime, over the seeds both finished.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 from pathlib import Path
 
@@ -58,6 +61,7 @@ def runs(grids: list[Path]) -> list[dict]:
                     else str(folder),
                     "model": cfg["model"],
                     "method": cfg["method"],
+                    "variant": re.sub(r"_seed\d+$", "", folder.name),
                     "seed": cfg["seed"],
                     "augment": bool(cfg.get("augment")),
                     "lr": cfg["lr"],
@@ -78,31 +82,51 @@ def mean_std(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
 
 
+def versus_standard(done: list[dict], standard: list[dict]) -> str:
+    """This row's per-seed differences from standard's (points), final / best, over the seeds both finished."""
+    base = {r["seed"]: r for r in standard}
+    pairs = [(r, base[r["seed"]]) for r in done if r["seed"] in base]
+    if not pairs:
+        return "–"
+    cells = []
+    for field in ("final", "best"):
+        diffs = [100 * (r[field] - s[field]) for r, s in pairs]
+        cells.append(
+            f"{diffs[0]:+.2f}" if len(diffs) == 1 else f"{statistics.mean(diffs):+.2f} ± {statistics.stdev(diffs):.2f}"
+        )
+    return f"{cells[0]} / {cells[1]} ({len(pairs)} seed{'s' if len(pairs) > 1 else ''})"
+
+
 def table(all_runs: list[dict]) -> list[str]:
-    key = lambda r: (r["model"], r["augment"], r["lr"], r["epochs"], r["method"])
+    regime_of = lambda r: (r["model"], r["augment"], r["lr"], r["epochs"])
     groups: dict[tuple, list[dict]] = {}
     for r in all_runs:
-        groups.setdefault(key(r), []).append(r)
+        groups.setdefault((*regime_of(r), r["variant"]), []).append(r)
     lines = [
-        "| model | regime | method | seeds | final test acc % | best-epoch test acc % | paper | public reproduction |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | regime | method | seeds | final test acc % | best-epoch test acc % | vs standard: final / best "
+        "(points) | paper | public reproduction |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for (model, augment, lr, epochs, method), members in sorted(groups.items()):
+    for (model, augment, lr, epochs, variant), members in sorted(groups.items()):
         regime = f"{'crop + flip' if augment else 'no augmentation'}, lr {lr:g}, {epochs} ep."
+        method = members[0]["method"]
         family = "c3_32" if model.startswith("c3_32") else model
-        paper = PAPER.get((family, augment, method), "")
-        public = PUBLIC.get((model, augment, lr, method), "")
+        is_method = variant == method  # the method's own recipe, not an ablation cell
+        paper = PAPER.get((family, augment, method), "") if is_method else ""
+        public = PUBLIC.get((model, augment, lr, method), "") if is_method else ""
         done = [r for r in members if r["finished"]]
+        standard = [r for r in groups.get((model, augment, lr, epochs, "standard"), []) if r["finished"]]
         if done:
             seeds = ", ".join(str(r["seed"]) for r in sorted(done, key=lambda r: r["seed"]))
+            versus = "" if method == "standard" else versus_standard(done, standard)
             lines.append(
-                f"| `{model}` | {regime} | `{method}` | {seeds} | {mean_std([r['final'] for r in done])} | "
-                f"{mean_std([r['best'] for r in done])} | {paper} | {public} |"
+                f"| `{model}` | {regime} | `{variant}` | {seeds} | {mean_std([r['final'] for r in done])} | "
+                f"{mean_std([r['best'] for r in done])} | {versus} | {paper} | {public} |"
             )
         for r in sorted((r for r in members if not r["finished"]), key=lambda r: r["seed"]):
             lines.append(
-                f"| `{model}` | {regime} | `{method}` | {r['seed']} (unfinished: epoch {r['done']}/{r['epochs']}) | "
-                f"{100 * r['final']:.2f} (so far) | {100 * r['best']:.2f} (epoch {r['best_epoch']}, so far) | "
+                f"| `{model}` | {regime} | `{variant}` | {r['seed']} (unfinished: epoch {r['done']}/{r['epochs']}) | "
+                f"{100 * r['final']:.2f} (so far) | {100 * r['best']:.2f} (epoch {r['best_epoch']}, so far) | | "
                 f"{paper} | {public} |"
             )
     return lines
