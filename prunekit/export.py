@@ -165,6 +165,11 @@ def load_run(run_dir: Path, *, device: str = "cpu", data_dir: str | None = None)
     if not rd.file("config.json").exists():
         raise PrunekitError(f"{run_dir} is not a run folder (no config.json); give a folder written by `prunekit run`")
     ckpt = rd.load_checkpoint()
+    if ckpt is None and rd.finished:  # e.g. a committed run: checkpoints are not kept in git
+        raise PrunekitError(
+            f"{run_dir} is finished but its checkpoint.pt is gone (not kept in git); train it again to export it: "
+            f"{rd.rerun_command()}"
+        )
     if ckpt is None:
         raise PrunekitError(f"{run_dir} has no checkpoint.pt to export; finish (or resume) the run first")
     saved = rd.read_config()

@@ -208,10 +208,15 @@ class RunDir:
         if done := self.epochs_done():
             raise PrunekitError(
                 f"{self.path} records {done} epoch(s) but has no {CHECKPOINT} or {WARMUP} to continue from; nothing "
-                f"was changed. To train it again from epoch 1 (replacing its records): `prunekit run --config "
-                f"{self.file(CONFIG)} --overwrite`"
+                f"was changed. To train it again from epoch 1 (replacing its records): {self.rerun_command()}"
             )
         return None, ""
+
+    def rerun_command(self) -> str:
+        """The command that trains this run again from epoch 1 into this folder, replacing its records."""
+        return (
+            f"`prunekit run --config {self.file(CONFIG)} --out {self.path.parent} --name {self.path.name} --overwrite`"
+        )
 
     def save_warmup(self, state: dict, device: str) -> None:
         atomic_save(state, self.file(WARMUP))

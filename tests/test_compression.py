@@ -3,6 +3,7 @@ starting weights (--init-from, --pretrained), and one clear line for bad input."
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -503,3 +504,11 @@ def test_init_from_a_state_dict_file_or_a_run_folder_sets_the_epoch_0_weights(pi
         run = Run(cfg)  # the engine's model before its first epoch
         assert all(torch.equal(run.model.state_dict()[k], expected[k]) for k in expected)
     assert not (tmp_path / "r").exists()
+
+
+def test_export_of_a_finished_run_without_its_checkpoint_names_how_to_train_it_again(pipeline, tmp_path, capsys):
+    copy = tmp_path / "base"  # a finished run as git keeps it: records, no checkpoint
+    shutil.copytree(pipeline / "base", copy, ignore=shutil.ignore_patterns("checkpoint.pt"))
+    code, _, err = run_cli(["export", str(copy), "--out", str(tmp_path / "export")], capsys)
+    _one_line_failure(code, err, "checkpoint.pt is gone (not kept in git)", f"--out {tmp_path} --name base --overwrite")
+    assert not (tmp_path / "export").exists()

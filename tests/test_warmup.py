@@ -192,14 +192,19 @@ def test_a_resume_without_a_checkpoint_continues_from_the_kept_warmup_or_refuses
 
     for name in ("summary.json", "checkpoint.pt", "warmup.pt"):
         rd.file(name).unlink()
+    moved = tmp_path / "moved"  # e.g. a clone elsewhere: its config.json still names the grid's folder
+    rd.path.rename(moved)
+    rd = RunDir(moved)
     before = {p.name: p.read_bytes() for p in rd.path.iterdir()}
     code, _, err = run_cli(["run", "--resume", str(rd.path), "--quiet"], capsys)
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "records 4 epoch(s) but has no checkpoint.pt or warmup.pt" in err and "nothing was changed" in err
     assert {p.name: p.read_bytes() for p in rd.path.iterdir()} == before
-    code, _, err = run_cli(["run", "--config", str(rd.file("config.json")), "--overwrite", "--quiet"], capsys)
-    assert code == 0, err  # the remedy the line names
+    remedy = err[err.index("`prunekit ") + len("`prunekit ") : err.rindex("`")].split()
+    code, _, err = run_cli([*remedy, "--quiet"], capsys)
+    assert code == 0, err  # the remedy the line names trains the moved folder again, from epoch 1
     assert {n: _records_without_timing(rd.file(n)) for n in full} == full
+    assert not (grid / "repr_seed0").exists()
 
 
 def test_a_grid_cell_whose_records_have_no_checkpoint_is_set_aside_and_run_again(tmp_path, capsys):
