@@ -45,7 +45,8 @@ def runs(grids: list[Path]) -> list[dict]:
         for config in sorted(grid.rglob("config.json")):
             folder = config.parent
             real = folder.resolve()
-            if real in seen or folder.name in ("baseline",):
+            hidden = any(part.startswith(".") for part in folder.relative_to(grid).parts)  # e.g. .set-aside/
+            if real in seen or hidden or folder.name in ("baseline",):
                 continue
             seen.add(real)
             cfg = json.loads(config.read_text())
