@@ -4,8 +4,8 @@ accuracy (mean ± sample std over seeds), beside the paper's and the public repr
     python benchmarks/verdict_table.py --out benchmarks/results/verdict.md
 
 Reads every run folder (``config.json``) under the grids given (default: the paper, augmented,
-pooled and low-lr grids in benchmarks/results), groups them by model, regime (augmentation,
-learning rate, epochs) and method, and averages the finished runs (``summary.json``): the final
+pooled and low-lr grids in benchmarks/results; hidden folders such as a grid's .set-aside/ are skipped),
+groups them by model, regime (augmentation, learning rate, epochs) and grid cell, and averages the finished runs (``summary.json``): the final
 epoch's test accuracy and the best epoch's (any epoch, as the public reproduction reports). Runs
 not finished (under way or stopped) get their own row with the epochs done and their figures so far, never averaged
 with finished ones. Linked cells (a run counted in two grids) are read once. A row is a grid cell without

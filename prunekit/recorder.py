@@ -25,11 +25,12 @@ class Recorder(Callback):
         self.summary: dict = {}  # written at the run's end
 
     def run_start(self, run: Run) -> None:
-        if self.resume:  # the records of the epoch the stop cut short go
+        if self.resume:  # the records of the epochs the stop (or a lost checkpoint) cut short go
             done = run.epoch
             self.dir.truncate_jsonl(METRICS, lambda r: r["epoch"] <= done)
             self._name_own_groups_in_warmup_records(run)
             self.dir.truncate_jsonl(EVENTS, lambda r: r["epoch"] < done)
+            self.dir.truncate_jsonl(SESSIONS, lambda r: r["from_epoch"] < done)  # those that kept no epoch
         if run.epoch < run.cfg.epochs:  # a finished run resumed trains nothing: no session to record
             self._record_session(run)
 

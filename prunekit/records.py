@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import statistics
 import uuid
 from contextlib import contextmanager
@@ -214,9 +215,10 @@ class RunDir:
 
     def rerun_command(self) -> str:
         """The command that trains this run again from epoch 1 into this folder, replacing its records."""
-        return (
-            f"`prunekit run --config {self.file(CONFIG)} --out {self.path.parent} --name {self.path.name} --overwrite`"
-        )
+        ranks = int(self.read_config().get("world_size", 1))
+        launch = f"torchrun --nproc-per-node {ranks} -m prunekit" if ranks > 1 else "prunekit"
+        q = shlex.quote
+        return f"`{launch} run --config {q(str(self.file(CONFIG)))} --out {q(str(self.path.parent))} --name {q(self.path.name)} --overwrite`"
 
     def save_warmup(self, state: dict, device: str) -> None:
         atomic_save(state, self.file(WARMUP))

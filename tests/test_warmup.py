@@ -189,6 +189,7 @@ def test_a_resume_without_a_checkpoint_continues_from_the_kept_warmup_or_refuses
     assert code == 0, err
     assert "no checkpoint.pt" in err and "continues from its kept warm-up after epoch 2" in err
     assert {n: _records_without_timing(rd.file(n)) for n in full} == full  # epochs 3-4 trained again, the same
+    assert [r["from_epoch"] for r in read_jsonl(rd.file("sessions.jsonl"))] == [0, 2]  # the first kept epochs 1-2
 
     for name in ("summary.json", "checkpoint.pt", "warmup.pt"):
         rd.file(name).unlink()
@@ -213,16 +214,20 @@ def test_a_grid_cell_whose_records_have_no_checkpoint_is_set_aside_and_run_again
     code, _, err = run_cli(argv, capsys)
     assert code == 0, err
     rd = RunDir(grid / "standard_seed0")  # started from repr's warm-up; keeps none of its own
-    full = _records_without_timing(rd.file("metrics.jsonl"))
-    for name in ("summary.json", "checkpoint.pt"):
-        rd.file(name).unlink()
+    leader = RunDir(grid / "repr_seed0")  # keeps its warm-up
+    full = {d.path.name: _records_without_timing(d.file("metrics.jsonl")) for d in (rd, leader)}
+    for d in (rd, leader):
+        for name in ("summary.json", "checkpoint.pt"):
+            d.file(name).unlink()
     old = rd.file("metrics.jsonl").read_bytes()
     code, _, err = run_cli(argv, capsys)
     assert code == 0, err
     said = " ".join(err.split())  # the console wraps long lines
+    assert "repr_seed0: resumes from its kept warm-up after epoch 2 (no checkpoint.pt)" in said
     assert "standard_seed0: its 4 recorded epochs had no checkpoint.pt (moved to" in said
     assert "starts from the warm-up of repr_seed0 (epochs 1-2)" in said
-    assert _records_without_timing(rd.file("metrics.jsonl")) == full and rd.finished
+    assert {d.path.name: _records_without_timing(d.file("metrics.jsonl")) for d in (rd, leader)} == full
+    assert rd.finished and leader.finished
     (aside,) = (grid / ".set-aside").iterdir()
     assert aside.name.startswith("standard_seed0-") and (aside / "metrics.jsonl").read_bytes() == old
     assert set(table_rows(grid)) == {"repr", "standard"}

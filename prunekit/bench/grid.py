@@ -124,10 +124,14 @@ class Grid:
         return f"{again}starts"
 
     def set_aside(self, rd: RunDir) -> Path:
-        """Move a cell's folder out of the grid's way (into ``.set-aside/``), keeping what it recorded."""
-        aside = self.path / ".set-aside" / f"{rd.path.name}-{time.strftime('%Y%m%dT%H%M%S')}"
+        """Move a cell's folder out of the grid's way (into ``.set-aside/``), keeping what it recorded; refused
+        while a process trains it."""
+        aside = (
+            self.path / ".set-aside" / f"{rd.path.name}-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9:09d}"
+        )
         aside.parent.mkdir(exist_ok=True)
-        rd.path.rename(aside)
+        with rd.training_lock():
+            rd.path.rename(aside)
         return aside
 
     def warmup_leaders(self, cells: list[Cell], configs: list[RunConfig]) -> dict[str, str]:
