@@ -199,13 +199,16 @@ class RunDir:
                 f"cannot load checkpoint {path} ({type(exc).__name__}); it is damaged or not a prunekit checkpoint"
             ) from None
 
+    def resume_source(self) -> str | None:
+        """The file a resume continues from: the checkpoint, else the kept warm-up, else None."""
+        return next((name for name in (CHECKPOINT, WARMUP) if self.file(name).exists()), None)
+
     def resume_state(self) -> tuple[dict | None, str]:
         """The latest state a resume can continue from and its file: the checkpoint, else the kept warm-up
         (checkpoints are not kept in git; a committed unfinished run may keep only its warm-up). Refuses a
         run with recorded epochs and neither, rather than silently training it again from epoch 1."""
-        for name in (CHECKPOINT, WARMUP):
-            if (state := self.load_checkpoint(name)) is not None:
-                return state, name
+        if name := self.resume_source():
+            return self.load_checkpoint(name), name
         if done := self.epochs_done():
             raise PrunekitError(
                 f"{self.path} records {done} epoch(s) but has no {CHECKPOINT} or {WARMUP} to continue from; nothing "

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from ..config import RunConfig, as_resolved_now
 from ..errors import PrunekitError
-from ..records import CHECKPOINT, CONFIG, LOCATION_KEYS, RunDir, atomic_write_text
+from ..records import CHECKPOINT, CONFIG, LOCATION_KEYS, WARMUP, RunDir, atomic_write_text
 from . import tables
 from .spec import Cell
 
@@ -107,11 +107,12 @@ class Grid:
         rd = self.run_dir(cell)
         again = ""
         if rd.file(CONFIG).exists():
-            done = rd.epochs_done()
-            if rd.file(CHECKPOINT).exists() or not done:
+            done, source = rd.epochs_done(), rd.resume_source()
+            if source == CHECKPOINT or not done:
                 return f"resumes after epoch {done}"
-            if info := rd.warmup_info():
-                return f"resumes from its kept warm-up after epoch {info['epoch']} (no {CHECKPOINT})"
+            if source == WARMUP:
+                after = f" after epoch {info['epoch']}" if (info := rd.warmup_info()) else ""
+                return f"resumes from its kept warm-up{after} (no {CHECKPOINT})"
             again = f"its {done} recorded epochs had no {CHECKPOINT} (moved to {self.set_aside(rd)}); "
         if share_warmup:
             found = warmup.find_source(cfg, [self.path / c.name for c in cells if c.seed == cell.seed and c != cell])
