@@ -18,6 +18,7 @@ How the ranks stay one run:
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 from dataclasses import dataclass
@@ -101,8 +102,17 @@ def setup(device: str) -> World:
         torch.cuda.set_device(local)
     backend = "nccl" if use_cuda else "gloo"
     dist.init_process_group(backend=backend)
+    atexit.register(_leave_group)
     _WORLD = World(rank=rank, size=size, local_rank=local)
     return _WORLD
+
+
+def _leave_group() -> None:
+    """Destroy the process group at exit, while the interpreter is still whole. Left to interpreter
+    shutdown, gloo's worker threads may still hold finished work with tensors in it, and freeing those
+    then aborts the process (SIGABRT, seen on a rank that finished before rank 0 had written its records)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def check_batch(batch_size: int, world: World) -> None:

@@ -4,9 +4,13 @@ the digest of every tensor a pruning event may change, taken right after each ev
     torchrun --nproc-per-node 2 tests/ddp_worker.py OUT repr prune-taylor
 """
 
+import atexit
 import json
+import os
 import sys
 from pathlib import Path
+
+import torch.distributed as dist
 
 from prunekit import distributed
 from prunekit.callbacks import Callback
@@ -37,6 +41,9 @@ class EventDigests(Callback):
 
 def main() -> None:
     out = Path(sys.argv[1])
+    # registered before prunekit joins the group, so it runs after prunekit's own exit handler
+    exit_file = out / f"group_at_exit_rank{os.environ['RANK']}.json"
+    atexit.register(lambda: exit_file.write_text(json.dumps({"initialized": dist.is_initialized()})))
     report = {}
     for method in sys.argv[2:]:
         cb = EventDigests()
