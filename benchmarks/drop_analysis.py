@@ -23,7 +23,7 @@ from pathlib import Path
 
 from _results import command_line, points, run_script
 
-from prunekit.plot import natural_key
+from prunekit.plot import natural_key, run_labels
 from prunekit.records import EVENTS, METRICS, RunDir, best_after, drop_costs, first_event, restore_gains
 
 
@@ -134,7 +134,7 @@ def summary(runs: list[Path]) -> str:
         f"| of those, dropped by the drop before too | gain of each restore after 1, 2 epochs (points) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for run, events, metrics in records:
+    for label, (_, events, metrics) in zip(run_labels(runs), records):
         last = metrics[-1]
         best = best_after(metrics, after)  # None for a run that has not yet trained past ``after``
         drops = [ev for ev in events if ev["event"] == "drop"]
@@ -144,7 +144,7 @@ def summary(runs: list[Path]) -> str:
         gains = " / ".join(gains_text(g) for g in restore_gains(events, metrics)) or "–"
         best_text = f"{100 * best['test_acc']:.2f} ({best['epoch']})" if best else "–"
         lines.append(
-            f"| {run.name} | {last['epoch']} | {100 * last['test_acc']:.2f} | {best_text} "
+            f"| {label} | {last['epoch']} | {100 * last['test_acc']:.2f} | {best_text} "
             f"| {100 * last['train_acc']:.2f} | {last['test_loss']:.2f} | {costs} | {taken} | {again} | {gains} |"
         )
     return "\n".join(lines) + "\n"

@@ -162,6 +162,16 @@ def test_drop_summary_rows(tmp_path, scripts):
     assert row_standard.endswith("| – | – | – | – |")
 
 
+def test_summary_tells_apart_runs_of_the_same_name(tmp_path, scripts):
+    _, drop_analysis = scripts
+    small = write_run(tmp_path / "c3_32p" / "standard_seed0", [0.50, 0.60])
+    large = write_run(tmp_path / "c3_32a" / "standard_seed0", [0.50, 0.70])
+    other = write_run(tmp_path / "c3_32a" / "repr_seed0", [0.50, 0.65])
+    rows = drop_analysis.summary([small.path, large.path, other.path]).splitlines()[2:]
+    assert [r.split(" | ")[0] for r in rows] == ["| c3_32p/standard_seed0", "| c3_32a/standard_seed0", "| repr_seed0"]
+    assert rows[1].split(" | ")[2] == "70.00"
+
+
 def test_a_drop_cost_that_rounds_to_zero_prints_without_a_sign(tmp_path, scripts):
     criteria_table, drop_analysis = scripts
     # the drop after epoch 1 gains 0.04 points in its first epoch: a cost of -0.04, which rounds to 0.0
