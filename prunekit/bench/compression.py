@@ -71,17 +71,8 @@ def rows_for_grid(out: Path, spec: dict, label_of) -> list[dict]:
     return rows
 
 
-def _text(key: str, value) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, tuple):
-        mean, std = value
-        if key in PERCENT:
-            return f"{100 * mean:.2f} ± {100 * std:.2f}"
-        if key == "speedup_b64":
-            return f"{mean:.2f}× ± {std:.2f}"
-        return f"{mean:.3f} ± {std:.3f}"
-    return str(value)
+def _pair(key: str, mean: float, std: float) -> str:
+    return f"{mean:.2f}× ± {std:.2f}" if key == "speedup_b64" else f"{mean:.3f} ± {std:.3f}"
 
 
 def plot(rows: list[dict], path: Path) -> Path:
@@ -124,9 +115,9 @@ def plot(rows: list[dict], path: Path) -> Path:
 
 def write(out: Path, rows: list[dict]) -> list[Path]:
     """compression.md, compression.csv and accuracy_vs_macs.png in ``out``."""
-    from .tables import csv_text, markdown
+    from .tables import cell_text, csv_text, markdown
 
     md, cs = out / "compression.md", out / "compression.csv"
-    atomic_write_text(markdown(rows, COLUMNS, _text), md)
+    atomic_write_text(markdown(rows, COLUMNS, lambda key, value: cell_text(key, value, PERCENT, _pair)), md)
     atomic_write_text(csv_text(rows, COLUMNS, MEAN_STD), cs)
     return [md, cs, plot(rows, out / "accuracy_vs_macs.png")]

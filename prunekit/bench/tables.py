@@ -110,14 +110,18 @@ def _best_after(records: list[dict], after: int | None) -> tuple[float, float] |
     return mean_std(bests) if bests else None
 
 
-def _cell_text(key: str, value) -> str:
+def cell_text(
+    key: str, value, percent: set[str] = PERCENT, pair=lambda key, mean, std: f"{mean:.0f} ± {std:.0f}"
+) -> str:
+    """One table cell: – for no value, a (mean, std) pair in percent for ``percent`` keys and as
+    ``pair(key, mean, std)`` writes it otherwise, a lone float as a signed percentage."""
     if value is None:
         return "–"
     if isinstance(value, tuple):
         mean, std = value
-        if key in PERCENT:
+        if key in percent:
             return f"{100 * mean:.2f} ± {100 * std:.2f}"
-        return f"{mean:.0f} ± {std:.0f}"
+        return pair(key, mean, std)
     if isinstance(value, float):
         return f"{value:+.1f} %"
     return str(value)
@@ -125,7 +129,7 @@ def _cell_text(key: str, value) -> str:
 
 def markdown(rows: list[dict], columns: list[str] = COLUMNS, text=None) -> str:
     """A markdown table of ``rows``; ``text(key, value)`` writes a cell (the grid table's by default)."""
-    text = text or _cell_text
+    text = text or cell_text
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
     return head + "".join("| " + " | ".join(text(k, r[k]) for k in columns) + " |\n" for r in rows)
 
